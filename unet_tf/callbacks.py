@@ -1,0 +1,64 @@
+"""Training callbacks: the learning-rate schedules and TensorBoard prediction images."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from unet_tf.config import TrainConfig
+
+
+def lr_schedule(cfg: TrainConfig, epochs: int) -> keras.callbacks.Callback | None:
+    """The configured schedule as a callback (it also logs ``learning_rate``)."""
+    base = cfg.lr
+    if cfg.lr_schedule == "none":
+        return None
+    if cfg.lr_schedule == "plateau":
+        return keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=max(2, epochs // 10), verbose=0
+        )
+    fn: Callable[[int], float]
+    if cfg.lr_schedule == "step":
+        fn = lambda epoch: step_lr(base, epoch, epochs)  # noqa: E731
+    else:
+        fn = lambda epoch: base * 0.5 * (1 + math.cos(math.pi * epoch / epochs))  # noqa: E731
+    return keras.callbacks.LearningRateScheduler(lambda epoch, lr: float(fn(epoch)))
+
+
+def step_lr(base: float, epoch: int, epochs: int) -> float:
+    """The first study's schedule: x0.75 at 50% and again at 75% of the epochs."""
+    drops = (epoch >= 0.5 * epochs) + (epoch >= 0.75 * epochs)
+    return base * 0.75**drops
+
+
+class PredictionImages(keras.callbacks.Callback):
+    """Log input | truth | prediction for a few validation images to TensorBoard."""
+
+    def __init__(self, log_dir: Path, images: np.ndarray, targets: np.ndarray, every: int = 1):
+        super().__init__()
+        self.writer = tf.summary.create_file_writer(str(log_dir / "images"))
+        self.images, self.targets, self.every = images, targets, every
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch % self.every:
+            return
+        probs = np.asarray(self.model.predict(self.images, verbose=0), np.float32)
+        rows = [
+            np.concatenate([_grey(img), t[..., -1:], p[..., -1:]], axis=1)
+            for img, t, p in zip(self.images, self.targets, probs, strict=True)
+        ]
+        with self.writer.as_default():
+            tf.summary.image("validation/input_truth_prediction", np.stack(rows), step=epoch)
+        self.writer.flush()
+
+
+def _grey(x: np.ndarray) -> np.ndarray:
+    """An (H, W, C) image as a contrast-stretched [0, 1] single channel for display."""
+    x = x.mean(axis=-1, keepdims=True) if x.shape[-1] > 1 else x
+    lo, hi = np.percentile(x, [1, 99])
+    return np.clip((x - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32)

@@ -1,0 +1,189 @@
+"""Configuration as data: one dataclass tree, saved as ``config.yaml`` in every run.
+
+Like nnU-Net's plans files, the saved YAML is the complete recipe: ``unet-tf fit
+--config runs/X/config.yaml`` repeats run X, and inference reads the same file to
+know the training size, channels and threshold. Fields that are resolved from the
+data or the hardware (``in_channels``, ``depth``, ``precision``) are written back
+with their resolved values, so the file records what actually ran.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from unet_tf.errors import UserError
+
+LOSSES = ("bce", "weighted-bce", "focal", "dice", "dice-focal", "focal-logdice")
+LR_SCHEDULES = ("step", "cosine", "plateau", "none")
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+SKIP_MERGES = ("resize", "crop", "pad")
+
+
+@dataclass
+class ModelConfig:
+    """The network: architecture, encoder and output head."""
+
+    backbone: str = "none"
+    depth: int | None = None  # pooling steps; None adapts to the input size (at most 4)
+    base_filters: int = 32  # nnU-Net's default; the 2015 U-Net used 64
+    skip_merge: str = "resize"
+    dropout: float = 0.0
+    kernel_init: str = "glorot_uniform"
+    num_classes: int = 1  # 1 = binary with sigmoid, N > 1 = softmax over N classes
+    in_channels: int | None = None  # resolved from the training images
+    encoder_weights: str = "imagenet"  # imagenet | none | path to a local .h5
+    encoder_weights_md5: str | None = None  # recorded when a local file is used
+    freeze: bool = False
+    freeze_epochs: int = 0
+    input_adapter: str = "repeat"  # grayscale to 3 channels: repeat | conv (learnable 1x1)
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are turned into training batches."""
+
+    data: str | None = None  # None = the bundled ISBI 2012 sample
+    format: str = "auto"
+    val: str | None = None
+    val_split: float = 0.2
+    size: int = 256  # resize every image to size x size (the papers' protocol)
+    patch: int | None = None  # or train on random patch x patch crops at full resolution
+    fg_prob: float = 0.0  # chance that a patch is centred on foreground (nnU-Net: 0.33)
+    mask_threshold: float = 0.0  # foreground = mask value > threshold
+    augment: list[str] = field(default_factory=lambda: ["hflip", "rotate"])
+    steps_per_epoch: int | None = None
+    folds: int = 0
+    fold: int = 0
+    sequences: list[str] | None = None
+    val_sequences: list[str] | None = None
+    annotations: str = "gt+st"
+    border_weights: bool = False
+    split_seed: int = 42
+    val_names: list[str] | None = None  # recorded by the split, so a rerun reuses it
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation: loss, schedule, precision and bookkeeping."""
+
+    epochs: int | None = None  # None = 40 from scratch, 20 with a pretrained backbone
+    batch_size: int = 4
+    lr: float = 1e-3
+    lr_schedule: str = "step"  # x0.75 at 50% and 75% of the epochs, as in the paper
+    loss: str = "dice-focal"
+    focal_alpha: float = 0.8
+    focal_gamma: float | None = None  # None = 2.0 for focal, 0.9 for dice-focal/focal-logdice
+    logdice_weight: float = 1.0  # alpha in alpha * focal - log(Dice)
+    precision: str = "auto"
+    jit_compile: str = "auto"
+    strategy: str = "none"
+    seed: int = 42
+    threshold: float | str = 0.5  # or "auto": Dice-optimal on the validation set
+
+
+@dataclass
+class RunConfig:
+    """Everything needed to repeat a run."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    version: str = ""
+
+    @property
+    def input_size(self) -> int:
+        """The side of the square crops the network trains on."""
+        return self.data.patch or self.data.size
+
+    @property
+    def epochs(self) -> int:
+        if self.train.epochs is not None:
+            return self.train.epochs
+        return 40 if self.model.backbone == "none" else 20
+
+    def validate(self) -> None:
+        """Reject values the CLI's choices cannot catch (configs loaded from YAML)."""
+        checks = [
+            (self.train.loss in LOSSES, f"loss {self.train.loss!r} is not one of {LOSSES}"),
+            (
+                self.train.lr_schedule in LR_SCHEDULES,
+                f"lr_schedule {self.train.lr_schedule!r} is not one of {LR_SCHEDULES}",
+            ),
+            (
+                self.train.precision in PRECISIONS,
+                f"precision {self.train.precision!r} is not one of {PRECISIONS}",
+            ),
+            (
+                self.model.skip_merge in SKIP_MERGES,
+                f"skip_merge {self.model.skip_merge!r} is not one of {SKIP_MERGES}",
+            ),
+            (0.0 <= self.data.val_split < 1.0, "val_split must be in [0, 1)"),
+            (self.data.size >= 8, "size must be at least 8 pixels"),
+            (self.data.patch is None or self.data.patch >= 8, "patch must be at least 8 pixels"),
+            (self.train.batch_size >= 1, "batch_size must be at least 1"),
+            (self.train.lr > 0, "lr must be positive"),
+            (self.model.num_classes >= 1, "num_classes must be at least 1"),
+            (self.model.base_filters >= 1, "base_filters must be at least 1"),
+            (0.0 <= self.model.dropout < 1.0, "dropout must be in [0, 1)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(f"invalid configuration: {message}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def save(self, path: Path) -> None:
+        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> RunConfig:
+        return _build(cls, raw or {}, source)
+
+    @classmethod
+    def load(cls, path: Path) -> RunConfig:
+        try:
+            raw = yaml.safe_load(Path(path).read_text())
+        except FileNotFoundError:
+            raise UserError(f"config file not found: {path}") from None
+        except yaml.YAMLError as exc:
+            raise UserError(f"{path} is not valid YAML: {exc}".splitlines()[0]) from None
+        if not isinstance(raw, dict):
+            raise UserError(f"{path} must hold a mapping with model/data/train sections")
+        return cls.from_dict(raw, str(path))
+
+
+def _build(cls: type, raw: dict[str, Any], source: str) -> Any:
+    """Build a (nested) dataclass from a dict, naming any key that does not exist."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise UserError(
+            f"{source}: unknown setting(s) {', '.join(unknown)} in {cls.__name__}; "
+            f"valid ones are {', '.join(sorted(names))}"
+        )
+    kwargs = {}
+    for key, value in raw.items():
+        hint = hints[key]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            value = _build(hint, value, f"{source}:{key}")
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def override(cfg: RunConfig, section: str, **values: Any) -> None:
+    """Set the given fields of one section, skipping values that are None (flag not given)."""
+    target = getattr(cfg, section)
+    for key, value in values.items():
+        if value is None:
+            continue
+        if not hasattr(target, key):
+            raise KeyError(f"{section} has no field {key}")
+        setattr(target, key, value)

@@ -1,0 +1,71 @@
+"""One entry point for every dataset layout: detect it, read it, check it.
+
+Each format is a function ``(root, cfg, require_masks) -> list[Sample]``; new
+layouts register here, and the rest of the library never looks at paths.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+
+from unet_tf.config import DataConfig
+from unet_tf.data import folder
+from unet_tf.data.sample import Sample
+from unet_tf.errors import UserError, list_some
+
+Reader = Callable[[Path, DataConfig, bool], list[Sample]]
+
+READERS: dict[str, Reader] = {
+    "folder": lambda root, cfg, require_masks: folder.read_folder(root, require_masks),
+}
+DETECTORS: list[tuple[str, Callable[[Path], bool]]] = [
+    ("folder", folder.is_folder_dataset),
+]
+
+
+def sample_data_dir() -> Path:
+    """The bundled ISBI 2012 sample that ``unet-tf fit`` uses without ``--data``."""
+    return Path(str(resources.files("unet_tf") / "sample_data" / "isbi2012"))
+
+
+def detect_format(root: Path) -> str:
+    for name, matches in DETECTORS:
+        if matches(root):
+            return name
+    raise UserError(
+        f"cannot tell the layout of {root}: expected images/ + masks/ folders "
+        f"(or pass --format, one of {', '.join(READERS)})"
+    )
+
+
+def read_dataset(
+    root: Path | str | None, cfg: DataConfig, require_masks: bool = True
+) -> list[Sample]:
+    """Read a dataset in any supported layout and check that it is usable."""
+    path = sample_data_dir() if root is None else Path(root)
+    if not path.exists():
+        raise UserError(f"data not found: {path}; check the path passed to --data / --val")
+    fmt = cfg.format if cfg.format != "auto" else detect_format(path)
+    if fmt not in READERS:
+        raise UserError(f"unknown format {fmt!r}; choose one of auto, {', '.join(READERS)}")
+    samples = READERS[fmt](path, cfg, require_masks)
+    if not samples:
+        raise UserError(f"no annotated images found in {path}")
+    check_channels(samples)
+    return samples
+
+
+def check_channels(samples: list[Sample]) -> int:
+    """All images of a dataset must have the same number of channels."""
+    counts = Counter(s.channels for s in samples)
+    if len(counts) > 1:
+        common = counts.most_common(1)[0][0]
+        odd = [f"{Path(s.path).name} ({s.channels})" for s in samples if s.channels != common]
+        raise UserError(
+            f"images mix channel counts: most have {common}, but {list_some(odd)} differ; "
+            "convert them all to grey or all to RGB"
+        )
+    return next(iter(counts))

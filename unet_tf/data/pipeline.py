@@ -1,0 +1,160 @@
+"""The tf.data pipeline: samples in memory -> resized or cropped, augmented batches.
+
+Datasets here are small (most users have fewer than 100 images), so every image is
+read, checked and resized once up front, and the pipeline caches that. Per-epoch
+work (random crops, albumentations) runs in a parallel ``map``.
+
+Batches are ``(image, target)``, or ``(image, target, weight)`` when any sample has
+a field of view or a weight map; ``weight`` is 0 where a pixel must not count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from unet_tf.config import RunConfig
+from unet_tf.data.augment import apply, build_augmenter
+from unet_tf.data.resize import resize_image, resize_nearest
+from unet_tf.data.sample import Sample
+from unet_tf.errors import UserError
+
+
+@dataclass
+class Prepared:
+    """A sample as the network sees it: float32 arrays with a channel axis."""
+
+    name: str
+    image: np.ndarray  # (H, W, C)
+    target: np.ndarray  # (H, W, K): K = 1 binary, or one-hot classes
+    weight: np.ndarray | None  # (H, W, 1)
+
+
+def make_target(mask: np.ndarray, num_classes: int, threshold: float, path: str = "") -> np.ndarray:
+    """Binary foreground (value > threshold) or one-hot classes (values 0..N-1)."""
+    if num_classes == 1:
+        return (mask > threshold).astype(np.float32)[..., None]
+    values = mask.astype(np.int64)
+    if values.min() < 0 or values.max() >= num_classes:
+        raise UserError(
+            f"mask {path} has values {int(values.min())}..{int(values.max())}, but "
+            f"--classes {num_classes} needs class indices 0..{num_classes - 1}"
+        )
+    return np.eye(num_classes, dtype=np.float32)[values]
+
+
+def prepare(samples: list[Sample], cfg: RunConfig, resize_to: int | None) -> list[Prepared]:
+    """Convert samples to float32 targets and weights, resized to a square if asked."""
+    with_weights = any(s.fov is not None or s.weight is not None for s in samples)
+    out = []
+    for s in samples:
+        image = s.image.astype(np.float32)
+        target = make_target(s.mask, cfg.model.num_classes, cfg.data.mask_threshold, s.path)
+        weight = None
+        if with_weights:
+            weight = (
+                np.ones(s.shape, np.float32) if s.weight is None else s.weight.astype(np.float32)
+            )
+            if s.fov is not None:
+                weight = weight * s.fov.astype(np.float32)
+            weight = weight[..., None]
+        if resize_to:
+            size = (resize_to, resize_to)
+            image = resize_image(image, size)
+            target = resize_nearest(target, size)
+            weight = None if weight is None else resize_nearest(weight, size)
+        out.append(Prepared(s.name, image, target, weight))
+    return out
+
+
+def random_crop(
+    rng: np.random.Generator, arrays: list[np.ndarray], patch: int, fg_prob: float
+) -> list[np.ndarray]:
+    """Crop the same random ``patch`` window from each array, mirroring small images.
+
+    ``arrays[1]`` is the target. With probability ``fg_prob`` the window is centred on
+    a random foreground pixel (nnU-Net's oversampling), so sparse structures such as
+    vessels are seen often.
+    """
+    h, w = arrays[0].shape[:2]
+    pad_h, pad_w = max(patch - h, 0), max(patch - w, 0)
+    if pad_h or pad_w:
+        pads = ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2), (0, 0))
+        mode = "reflect" if min(h, w) > 1 else "edge"
+        arrays = [np.pad(a, pads, mode=mode) for a in arrays]
+        h, w = arrays[0].shape[:2]
+    target = arrays[1]
+    fg = target[..., 0] > 0.5 if target.shape[-1] == 1 else target[..., 0] < 0.5
+    if fg_prob > 0 and rng.random() < fg_prob and fg.any():
+        ys, xs = np.nonzero(fg)
+        k = rng.integers(len(ys))
+        y0 = int(np.clip(ys[k] - patch // 2, 0, h - patch))
+        x0 = int(np.clip(xs[k] - patch // 2, 0, w - patch))
+    else:
+        y0 = int(rng.integers(h - patch + 1))
+        x0 = int(rng.integers(w - patch + 1))
+    return [a[y0 : y0 + patch, x0 : x0 + patch] for a in arrays]
+
+
+def make_dataset(items: list[Prepared], cfg: RunConfig, training: bool) -> tf.data.Dataset:
+    """Build the batched dataset; training adds shuffling, crops and augmentation."""
+    channels = items[0].image.shape[-1]
+    classes = items[0].target.shape[-1]
+    with_weights = items[0].weight is not None
+    signature = [
+        tf.TensorSpec((None, None, channels), tf.float32),
+        tf.TensorSpec((None, None, classes), tf.float32),
+    ]
+    if with_weights:
+        signature.append(tf.TensorSpec((None, None, 1), tf.float32))
+
+    def generate():
+        for item in items:
+            parts = (item.image, item.target)
+            yield (*parts, item.weight) if with_weights else parts
+
+    ds = tf.data.Dataset.from_generator(generate, output_signature=tuple(signature))
+    ds = ds.apply(tf.data.experimental.assert_cardinality(len(items))).cache()
+    patch = cfg.data.patch
+    if not training:
+        # Whole images: resized ones batch together; full-resolution ones go one by one.
+        return ds.batch(cfg.train.batch_size if not patch else 1).prefetch(tf.data.AUTOTUNE)
+
+    # Repeat forever: epochs are counted in steps (steps_per_epoch), not passes.
+    ds = ds.shuffle(len(items), seed=cfg.train.seed, reshuffle_each_iteration=True).repeat()
+    augmenter = build_augmenter(cfg.data.augment, cfg.train.seed)
+    rng = np.random.default_rng(cfg.train.seed)
+    fg_prob = cfg.data.fg_prob
+
+    def transform(image, target, weight=None):
+        weight = np.ones_like(target[..., :1]) if weight is None else weight
+        if patch:
+            image, target, weight = random_crop(rng, [image, target, weight], patch, fg_prob)
+        image, target, weight = apply(augmenter, image, target, weight)
+        return (
+            np.ascontiguousarray(image, np.float32),
+            np.ascontiguousarray(target, np.float32),
+            np.ascontiguousarray(weight, np.float32),
+        )
+
+    side = patch or cfg.data.size
+
+    def tf_transform(*parts):
+        image, target, weight = tf.numpy_function(
+            transform, list(parts), [tf.float32, tf.float32, tf.float32]
+        )
+        image.set_shape((side, side, channels))
+        target.set_shape((side, side, classes))
+        weight.set_shape((side, side, 1))
+        return (image, target, weight) if with_weights else (image, target)
+
+    ds = ds.map(tf_transform, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+    return ds.batch(cfg.train.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(n_items: int, cfg: RunConfig) -> int:
+    """Batches in one epoch: the configured number, or one pass over the data."""
+    return cfg.data.steps_per_epoch or math.ceil(n_items / cfg.train.batch_size)

@@ -1,0 +1,225 @@
+"""Segmentation losses as registered, serializable Keras objects.
+
+Every loss takes per-pixel sample weights: a field-of-view mask (0 outside the FOV)
+or a U-Net border weight map. Keras would multiply a weight into an elementwise
+loss and then average; that is wrong for Dice, which is a ratio of sums. So these
+losses take the weights themselves (``__call__`` is overridden) and reduce to a
+scalar:
+
+- elementwise terms (BCE, focal) are weighted means: sum(w * l) / sum(w);
+- Dice sums w * p * y, w * p and w * y over the whole batch (batch Dice), with a
+  smoothing of 1 so that images without foreground give a finite, small loss.
+
+With one output channel the target is binary; with C > 1 channels the target is
+one-hot, cross-entropies are categorical and Dice averages the C - 1 foreground
+classes. Probabilities are clipped to [1e-7, 1 - 1e-7] before any logarithm.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from unet_tf.config import TrainConfig
+from unet_tf.errors import UserError
+
+PACKAGE = "unet_tf"
+EPSILON = 1e-7
+DICE_SMOOTH = 1.0
+
+
+def pixel_weights(y_true: tf.Tensor, sample_weight) -> tf.Tensor:
+    """Broadcastable (B, H, W, 1) float32 weights from None, (B,), (B, H, W) or (B, H, W, 1)."""
+    if sample_weight is None:
+        return tf.ones_like(y_true[..., :1])
+    w = tf.cast(sample_weight, tf.float32)
+    rank = len(w.shape)
+    if rank == 1:
+        return tf.reshape(w, [-1, 1, 1, 1])
+    if rank == 3:
+        return w[..., None]
+    return w
+
+
+def weighted_mean(values: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """sum(w * v) / sum(w) over every pixel of the batch (0 when all weights are 0)."""
+    total = tf.reduce_sum(weights * tf.ones_like(values))
+    return tf.math.divide_no_nan(tf.reduce_sum(weights * values), total)
+
+
+def crossentropy_map(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
+    """Per-pixel (B, H, W, 1) binary or categorical cross-entropy."""
+    p = tf.clip_by_value(y_pred, EPSILON, 1.0 - EPSILON)
+    if y_pred.shape[-1] == 1:
+        return -(y_true * tf.math.log(p) + (1.0 - y_true) * tf.math.log(1.0 - p))
+    return -tf.reduce_sum(y_true * tf.math.log(p), axis=-1, keepdims=True)
+
+
+def focal_map(y_true: tf.Tensor, y_pred: tf.Tensor, alpha: float, gamma: float) -> tf.Tensor:
+    """Per-pixel focal loss (Lin et al. 2017); ``alpha`` weighs the foreground (binary only)."""
+    p = tf.clip_by_value(y_pred, EPSILON, 1.0 - EPSILON)
+    if y_pred.shape[-1] == 1:
+        fg = -alpha * y_true * tf.pow(1.0 - p, gamma) * tf.math.log(p)
+        bg = -(1.0 - alpha) * (1.0 - y_true) * tf.pow(p, gamma) * tf.math.log(1.0 - p)
+        return fg + bg
+    return -tf.reduce_sum(y_true * tf.pow(1.0 - p, gamma) * tf.math.log(p), axis=-1, keepdims=True)
+
+
+def soft_dice(y_true: tf.Tensor, y_pred: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+    """Weighted batch soft Dice, averaged over the foreground classes."""
+    if y_pred.shape[-1] > 1:
+        y_true, y_pred = y_true[..., 1:], y_pred[..., 1:]
+    axes = [0, 1, 2]
+    intersection = tf.reduce_sum(weights * y_true * y_pred, axis=axes)
+    total = tf.reduce_sum(weights * y_pred, axis=axes) + tf.reduce_sum(weights * y_true, axis=axes)
+    return tf.reduce_mean((2.0 * intersection + DICE_SMOOTH) / (total + DICE_SMOOTH))
+
+
+class SegmentationLoss(keras.losses.Loss):
+    """Base class: casts to float32, normalises the weights, returns a scalar."""
+
+    def __init__(self, name: str, **kwargs):
+        kwargs.pop("reduction", None)
+        super().__init__(name=name, reduction="sum_over_batch_size", **kwargs)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        with tf.name_scope(self.name):
+            y_pred = tf.cast(y_pred, tf.float32)
+            y_true = tf.cast(y_true, tf.float32)
+            return self.compute(y_true, y_pred, pixel_weights(y_true, sample_weight))
+
+    def call(self, y_true, y_pred):
+        y_true = tf.cast(y_true, tf.float32)
+        return self.compute(y_true, tf.cast(y_pred, tf.float32), pixel_weights(y_true, None))
+
+    def compute(self, y_true: tf.Tensor, y_pred: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        raise NotImplementedError
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class BinaryCrossentropy(SegmentationLoss):
+    """Weighted mean cross-entropy."""
+
+    def __init__(self, name: str = "bce", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def compute(self, y_true, y_pred, weights):
+        return weighted_mean(crossentropy_map(y_true, y_pred), weights)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WeightedBinaryCrossentropy(SegmentationLoss):
+    """Cross-entropy with per-pixel weights (U-Net border weights, FOV masks).
+
+    Without weights from the data it balances the classes within the batch, so that
+    foreground and background pixels contribute equally (the w_c term of the U-Net
+    paper's weight map).
+    """
+
+    def __init__(self, name: str = "weighted_bce", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        if sample_weight is None:
+            sample_weight = class_balance_weights(tf.cast(y_true, tf.float32))
+        return super().__call__(y_true, y_pred, sample_weight)
+
+    def compute(self, y_true, y_pred, weights):
+        return weighted_mean(crossentropy_map(y_true, y_pred), weights)
+
+
+def class_balance_weights(y_true: tf.Tensor) -> tf.Tensor:
+    """(B, H, W, 1) weights giving each class half of the total (binary targets)."""
+    fg = y_true[..., :1] if y_true.shape[-1] == 1 else 1.0 - y_true[..., :1]
+    n = tf.cast(tf.size(fg), tf.float32)
+    n_fg = tf.reduce_sum(fg)
+    w_fg = tf.math.divide_no_nan(n, 2.0 * n_fg)
+    w_bg = tf.math.divide_no_nan(n, 2.0 * (n - n_fg))
+    return fg * w_fg + (1.0 - fg) * w_bg
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FocalLoss(SegmentationLoss):
+    """Weighted mean focal loss."""
+
+    def __init__(self, alpha: float = 0.8, gamma: float = 2.0, name: str = "focal", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.alpha, self.gamma = alpha, gamma
+
+    def compute(self, y_true, y_pred, weights):
+        return weighted_mean(focal_map(y_true, y_pred, self.alpha, self.gamma), weights)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "gamma": self.gamma}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class DiceLoss(SegmentationLoss):
+    """1 - soft Dice."""
+
+    def __init__(self, name: str = "dice", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def compute(self, y_true, y_pred, weights):
+        return 1.0 - soft_dice(y_true, y_pred, weights)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class DiceFocalLoss(FocalLoss):
+    """(1 - soft Dice) + focal, equally weighted: the first study's loss."""
+
+    def __init__(self, alpha: float = 0.8, gamma: float = 0.9, name: str = "dice_focal", **kwargs):
+        super().__init__(alpha=alpha, gamma=gamma, name=name, **kwargs)
+
+    def compute(self, y_true, y_pred, weights):
+        return 1.0 - soft_dice(y_true, y_pred, weights) + super().compute(y_true, y_pred, weights)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FocalLogDiceLoss(FocalLoss):
+    """weight * focal - log(soft Dice): the first study's second loss."""
+
+    def __init__(
+        self,
+        alpha: float = 0.8,
+        gamma: float = 0.9,
+        weight: float = 1.0,
+        name: str = "focal_logdice",
+        **kwargs,
+    ):
+        super().__init__(alpha=alpha, gamma=gamma, name=name, **kwargs)
+        self.weight = weight
+
+    def compute(self, y_true, y_pred, weights):
+        dice = tf.maximum(soft_dice(y_true, y_pred, weights), EPSILON)
+        return self.weight * super().compute(y_true, y_pred, weights) - tf.math.log(dice)
+
+    def get_config(self):
+        return {**super().get_config(), "weight": self.weight}
+
+
+def get_loss(cfg: TrainConfig) -> SegmentationLoss:
+    """The loss a training config names, with its hyper-parameters."""
+    name = cfg.loss
+    gamma = cfg.focal_gamma
+    if name == "bce":
+        return BinaryCrossentropy()
+    if name == "weighted-bce":
+        return WeightedBinaryCrossentropy()
+    if name == "focal":
+        return FocalLoss(alpha=cfg.focal_alpha, gamma=2.0 if gamma is None else gamma)
+    if name == "dice":
+        return DiceLoss()
+    if name == "dice-focal":
+        return DiceFocalLoss(alpha=cfg.focal_alpha, gamma=0.9 if gamma is None else gamma)
+    if name == "focal-logdice":
+        return FocalLogDiceLoss(
+            alpha=cfg.focal_alpha, gamma=0.9 if gamma is None else gamma, weight=cfg.logdice_weight
+        )
+    raise UserError(
+        f"unknown loss {name!r}; choose one of bce, weighted-bce, focal, dice, dice-focal, "
+        "focal-logdice"
+    )

@@ -1,0 +1,156 @@
+"""Overlap metrics, once for training (Keras) and once for evaluation (NumPy).
+
+Dice is 2|A∩B| / (|A| + |B|); IoU is |A∩B| / |A∪B|. (The first study divided by the
+union for its "Dice", which is IoU; we do not.) Conventions for empty masks: when
+both prediction and truth are empty every score is 1.0; precision with no predicted
+pixels is 1.0 only if there was nothing to find, and likewise recall.
+
+The Keras metrics threshold probabilities at ``threshold`` (p > t is foreground)
+and accumulate pixel counts over the whole epoch, so they report dataset-wide
+(micro) scores. A sample weight acts as a mask: pixels with weight 0 (outside a
+field of view) are ignored, all others count once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+PACKAGE = "unet_tf"
+SCORES = ("dice", "iou", "precision", "recall")
+
+
+@dataclass(frozen=True)
+class Confusion:
+    """Pixel counts of one image or a whole dataset."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+
+    def __add__(self, other: Confusion) -> Confusion:
+        return Confusion(
+            self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.tn + other.tn
+        )
+
+    def scores(self) -> dict[str, float]:
+        return scores_from_counts(self.tp, self.fp, self.fn)
+
+
+def _ratio(num: float, den: float, empty: float) -> float:
+    return float(num / den) if den > 0 else empty
+
+
+def scores_from_counts(tp: float, fp: float, fn: float) -> dict[str, float]:
+    """Dice, IoU, precision and recall from pixel counts, with the empty-mask conventions."""
+    return {
+        "dice": _ratio(2 * tp, 2 * tp + fp + fn, 1.0),
+        "iou": _ratio(tp, tp + fp + fn, 1.0),
+        "precision": _ratio(tp, tp + fp, 1.0 if fn == 0 else 0.0),
+        "recall": _ratio(tp, tp + fn, 1.0 if fp == 0 else 0.0),
+    }
+
+
+def confusion(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> Confusion:
+    """Count pixels of two boolean masks, optionally only where ``mask`` is true."""
+    pred = np.asarray(pred, bool)
+    truth = np.asarray(truth, bool)
+    if pred.shape != truth.shape:
+        raise ValueError(f"prediction {pred.shape} and truth {truth.shape} differ in shape")
+    if mask is not None:
+        mask = np.asarray(mask, bool)
+        pred, truth = pred[mask], truth[mask]
+    tp = int(np.count_nonzero(pred & truth))
+    fp = int(np.count_nonzero(pred & ~truth))
+    fn = int(np.count_nonzero(~pred & truth))
+    return Confusion(tp, fp, fn, int(pred.size) - tp - fp - fn)
+
+
+def dice_score(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
+    return confusion(pred, truth, mask).scores()["dice"]
+
+
+def iou_score(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray | None = None) -> float:
+    return confusion(pred, truth, mask).scores()["iou"]
+
+
+class ConfusionMetric(keras.metrics.Metric):
+    """Accumulates thresholded TP/FP/FN over an epoch; subclasses pick the score."""
+
+    score = "dice"
+
+    def __init__(self, threshold: float = 0.5, name: str | None = None, **kwargs):
+        super().__init__(name=name or self.score, **kwargs)
+        self.threshold = threshold
+        self.tp = self.add_variable(shape=(), initializer="zeros", name="tp", dtype="float32")
+        self.fp = self.add_variable(shape=(), initializer="zeros", name="fp", dtype="float32")
+        self.fn = self.add_variable(shape=(), initializer="zeros", name="fn", dtype="float32")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = tf.cast(y_pred, tf.float32)
+        y_true = tf.cast(y_true, tf.float32)
+        if y_pred.shape[-1] == 1:
+            pred = tf.cast(y_pred > self.threshold, tf.float32)
+            truth = tf.cast(y_true > 0.5, tf.float32)
+        else:  # one-hot of the arg-max, foreground classes only (micro average)
+            classes = y_pred.shape[-1]
+            pred = tf.one_hot(tf.argmax(y_pred, axis=-1), classes)[..., 1:]
+            truth = y_true[..., 1:]
+        valid = tf.ones_like(pred[..., :1])
+        if sample_weight is not None:
+            w = tf.cast(sample_weight, tf.float32)
+            w = tf.reshape(w, [-1, 1, 1, 1]) if len(w.shape) == 1 else w
+            w = w[..., None] if len(w.shape) == 3 else w
+            valid = valid * tf.cast(w > 0, tf.float32)
+        self.tp.assign_add(tf.reduce_sum(valid * pred * truth))
+        self.fp.assign_add(tf.reduce_sum(valid * pred * (1.0 - truth)))
+        self.fn.assign_add(tf.reduce_sum(valid * (1.0 - pred) * truth))
+
+    def result(self):
+        tp, fp, fn = self.tp, self.fp, self.fn
+        if self.score == "dice":
+            num, den, empty = 2 * tp, 2 * tp + fp + fn, 1.0
+            return tf.where(den > 0, tf.math.divide_no_nan(num, den), empty)
+        if self.score == "iou":
+            num, den = tp, tp + fp + fn
+            return tf.where(den > 0, tf.math.divide_no_nan(num, den), 1.0)
+        other = fp if self.score == "precision" else fn  # precision: tp / (tp + fp)
+        missed = fn if self.score == "precision" else fp
+        empty = tf.where(missed > 0, 0.0, 1.0)
+        den = tp + other
+        return tf.where(den > 0, tf.math.divide_no_nan(tp, den), empty)
+
+    def reset_state(self):
+        for v in (self.tp, self.fp, self.fn):
+            v.assign(0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Dice(ConfusionMetric):
+    score = "dice"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class IoU(ConfusionMetric):
+    score = "iou"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Precision(ConfusionMetric):
+    score = "precision"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Recall(ConfusionMetric):
+    score = "recall"
+
+
+def training_metrics(threshold: float = 0.5) -> list[ConfusionMetric]:
+    return [Dice(threshold), IoU(threshold), Precision(threshold), Recall(threshold)]

@@ -1,0 +1,75 @@
+"""Building blocks shared by the scratch U-Net and the pretrained-encoder U-Nets."""
+
+from __future__ import annotations
+
+from keras import layers
+
+from unet_tf.models.layers import MatchSize
+
+
+def conv_block(
+    x, filters: int, name: str, kernel_init: str = "glorot_uniform", dropout: float = 0.0
+):
+    """Two 3x3 convolutions, each followed by BatchNorm and ReLU (the U-Net's level)."""
+    for i in (1, 2):
+        x = layers.Conv2D(
+            filters,
+            3,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=kernel_init,
+            name=f"{name}_conv{i}",
+        )(x)
+        x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        x = layers.Activation("relu", name=f"{name}_relu{i}")(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
+    return x
+
+
+def decoder_block(
+    x,
+    skip,
+    filters: int,
+    name: str,
+    skip_merge: str = "resize",
+    kernel_init: str = "glorot_uniform",
+):
+    """Upsample by a transposed convolution, reconcile the sizes, concatenate, convolve.
+
+    'resize' and 'pad' bring the upsampled map to the skip's size; 'crop' cuts the skip
+    down to the upsampled map, as the 2015 paper cropped its unpadded maps.
+    """
+    x = layers.Conv2DTranspose(
+        filters, 2, strides=2, padding="same", kernel_initializer=kernel_init, name=f"{name}_up"
+    )(x)
+    if skip is not None:
+        if skip_merge == "crop":
+            skip = MatchSize("crop", name=f"{name}_crop")([skip, x])
+        else:
+            x = MatchSize(skip_merge, name=f"{name}_match")([x, skip])
+        x = layers.Concatenate(name=f"{name}_concat")([x, skip])
+    return conv_block(x, filters, name, kernel_init)
+
+
+def segmentation_head(x, num_classes: int, reference=None, name: str = "head"):
+    """1x1 convolution to class scores, then a float32 sigmoid or softmax.
+
+    The activation is pinned to float32 so mixed-precision models still emit
+    well-calibrated probabilities and losses see full precision. ``reference`` (the
+    model input) resizes the logits back to the input size when the decoder ended
+    smaller, which only happens with crop merging.
+    """
+    x = layers.Conv2D(num_classes, 1, name=f"{name}_logits")(x)
+    if reference is not None:
+        x = MatchSize("resize", name=f"{name}_to_input", dtype="float32")([x, reference])
+    activation = "sigmoid" if num_classes == 1 else "softmax"
+    return layers.Activation(activation, dtype="float32", name=f"{name}_{activation}")(x)
+
+
+def max_depth(size: int) -> int:
+    """Deepest U-Net that an input of ``size`` pixels supports: floor(log2(size)) - 1.
+
+    The bottleneck then still sees at least a 2x2 map.
+    """
+    return max(size.bit_length() - 2, 0)

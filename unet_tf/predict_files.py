@@ -1,0 +1,80 @@
+"""Writing predictions to disk without clobbering anything: masks, probabilities, panels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from unet_tf.data.folder import is_folder_dataset, list_images, read_folder
+from unet_tf.data.io import is_image_file, read_image, to_channels, write_png
+from unet_tf.data.sample import Sample
+from unet_tf.errors import UserError, list_some
+from unet_tf.inference import Predictor, to_mask
+from unet_tf.viz import panel
+
+
+def collect_inputs(inputs: list[Path]) -> list[Sample]:
+    """Images from files and folders; a folder with ``images/`` + ``masks/`` brings its truth."""
+    samples: list[Sample] = []
+    for path in inputs:
+        if not path.exists():
+            raise UserError(f"input not found: {path}")
+        if path.is_dir() and is_folder_dataset(path):
+            samples += read_folder(path, require_masks=False)
+        elif path.is_dir():
+            files = list_images(path)
+            if not files:
+                raise UserError(f"no images in {path}; pass image files or a folder of images")
+            samples += [_sample(f) for f in files]
+        elif is_image_file(path):
+            samples.append(_sample(path))
+        else:
+            raise UserError(f"{path} is not an image (png, jpg, tif, gif or bmp)")
+    names = [s.name for s in samples]
+    clashes = sorted({n for n in names if names.count(n) > 1})
+    if clashes:
+        raise UserError(f"several inputs are named {list_some(clashes)}; outputs would collide")
+    return samples
+
+
+def _sample(path: Path) -> Sample:
+    return Sample(name=path.stem, image=to_channels(read_image(path)), path=str(path))
+
+
+def output_paths(out: Path, name: str, classes: int) -> dict[str, Path]:
+    prob = f"{name}_prob.png" if classes == 1 else f"{name}_prob.tif"
+    return {
+        "mask": out / f"{name}_mask.png",
+        "prob": out / prob,
+        "panel": out / f"{name}_overlay.png",
+    }
+
+
+def check_free(out: Path, samples: list[Sample], classes: int, overwrite: bool) -> None:
+    """Refuse to replace existing outputs unless asked to."""
+    if overwrite:
+        return
+    taken = [
+        p.name for s in samples for p in output_paths(out, s.name, classes).values() if p.exists()
+    ]
+    if taken:
+        raise UserError(
+            f"{len(taken)} output file(s) already exist in {out}: {list_some(taken)}; "
+            "pass --overwrite or choose another --out"
+        )
+
+
+def write_prediction(
+    out: Path, sample: Sample, probs: np.ndarray, predictor: Predictor, truth: np.ndarray | None
+) -> None:
+    """Binary (or label) mask PNG, probability map, and the four-tile panel."""
+    paths = output_paths(out, sample.name, probs.shape[-1])
+    pred = to_mask(probs, predictor.threshold)
+    write_png(paths["mask"], (pred * 255).astype(np.uint8) if probs.shape[-1] == 1 else pred)
+    if probs.shape[-1] == 1:
+        write_png(paths["prob"], np.round(np.clip(probs[..., 0], 0, 1) * 65535).astype(np.uint16))
+    else:
+        tifffile.imwrite(paths["prob"], probs.astype(np.float32))
+    write_png(paths["panel"], panel(sample.image, pred, truth))

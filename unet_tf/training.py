@@ -1,0 +1,178 @@
+"""``fit``: from a config to a finished run directory.
+
+The run directory holds everything needed to trust and repeat the result:
+``config.yaml`` (resolved settings), ``model.keras`` (best by validation Dice),
+``checkpoints/`` (resume state and the last weights), ``logs/`` (TensorBoard),
+``history.csv`` and ``metrics.json`` (full-resolution validation scores).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from unet_tf import __version__
+from unet_tf.callbacks import PredictionImages, lr_schedule
+from unet_tf.config import RunConfig
+from unet_tf.data.formats import read_dataset
+from unet_tf.data.pipeline import make_dataset, prepare, steps_per_epoch
+from unet_tf.data.sample import Sample
+from unet_tf.data.splits import split_samples
+from unet_tf.errors import UserError
+from unet_tf.evaluation import evaluate_samples
+from unet_tf.inference import Predictor
+from unet_tf.losses import get_loss
+from unet_tf.metrics import training_metrics
+from unet_tf.models import build_model
+from unet_tf.precision import gpu_available, set_precision
+from unet_tf.rundir import CONFIG, HISTORY, METRICS, MODEL, default_run_dir, open_run_dir
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    metrics: dict
+    resumed: bool
+
+
+def load_training_data(cfg: RunConfig) -> tuple[list[Sample], list[Sample]]:
+    """Training and validation samples: from ``--val`` or split off the training data."""
+    samples = read_dataset(cfg.data.data, cfg.data)
+    if cfg.data.val:
+        val = read_dataset(cfg.data.val, cfg.data)
+        if val[0].channels != samples[0].channels:
+            raise UserError(
+                f"validation images have {val[0].channels} channel(s), training images "
+                f"{samples[0].channels}; use the same kind of images for both"
+            )
+        return samples, val
+    return split_samples(samples, cfg.data)
+
+
+def compile_model(model: keras.Model, cfg: RunConfig, lr: float | None = None) -> None:
+    jit = cfg.train.jit_compile
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr or cfg.train.lr),
+        loss=get_loss(cfg.train),
+        weighted_metrics=training_metrics(),
+        jit_compile=gpu_available() if jit == "auto" else jit == "on",
+    )
+
+
+def fit(
+    cfg: RunConfig,
+    run_dir: Path | None = None,
+    overwrite: bool = False,
+    verbose: int = 2,
+    log: Callable[[str], None] = print,
+) -> FitResult:
+    """Train a model as ``cfg`` says and write the run directory."""
+    cfg.validate()
+    train, val = load_training_data(cfg)
+    run_dir = Path(run_dir) if run_dir else default_run_dir()
+    resumed = open_run_dir(run_dir, cfg, overwrite)
+    keras.utils.set_random_seed(cfg.train.seed)
+    cfg.train.precision = set_precision(cfg.train.precision)
+    cfg.model.in_channels = train[0].channels
+    cfg.version = __version__
+    resize_to = None if cfg.data.patch else cfg.data.size
+    train_items = prepare(train, cfg, resize_to)
+    val_items = prepare(val, cfg, resize_to) if val else []
+
+    model = build_model(cfg.model, cfg.input_size)
+    compile_model(model, cfg)
+    cfg.save(run_dir / CONFIG)
+    log(
+        f"{'resuming' if resumed else 'training'} {model.name} ({model.count_params():,} "
+        f"parameters) on {len(train)} image(s), validating on {len(val)}; "
+        f"precision {cfg.train.precision}; run directory {run_dir}"
+    )
+
+    train_ds = make_dataset(train_items, cfg, training=True)
+    val_ds = make_dataset(val_items, cfg, training=False) if val_items else None
+    epochs = cfg.epochs
+    started = time.perf_counter()
+    model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch(len(train_items), cfg),
+        callbacks=make_callbacks(run_dir, cfg, epochs, val_items),
+        verbose=verbose,
+        shuffle=False,  # the dataset shuffles itself
+    )
+    seconds = time.perf_counter() - started
+
+    best = keras.saving.load_model(run_dir / MODEL)
+    scores = evaluate_samples(Predictor(best, cfg), val, cfg) if val else None
+    metrics = {
+        "validation": scores.summary() if scores else None,
+        "epochs": epochs,
+        "train_seconds": round(seconds, 1),
+        "best_epoch": best_epoch(run_dir / HISTORY, "val_dice" if val else "dice"),
+    }
+    (run_dir / METRICS).write_text(json.dumps(metrics, indent=2))
+    return FitResult(run_dir, metrics, resumed)
+
+
+def make_callbacks(run_dir: Path, cfg: RunConfig, epochs: int, val_items: list) -> list:
+    monitor = "val_dice" if val_items else "dice"
+    checkpoints = run_dir / "checkpoints"
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(checkpoints / "backup")),
+        keras.callbacks.ModelCheckpoint(
+            run_dir / MODEL,
+            monitor=monitor,
+            mode="max",
+            save_best_only=True,
+            initial_value_threshold=previous_best(run_dir / HISTORY, monitor),
+        ),
+        keras.callbacks.ModelCheckpoint(checkpoints / "last.weights.h5", save_weights_only=True),
+    ]
+    schedule = lr_schedule(cfg.train, epochs)
+    if schedule is not None:
+        callbacks.append(schedule)
+    callbacks += [
+        keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False),
+    ]
+    shown = [v for v in val_items[:3] if v.image.shape == val_items[0].image.shape]
+    if shown:
+        callbacks.append(
+            PredictionImages(
+                run_dir / "logs",
+                np.stack([v.image for v in shown]),
+                np.stack([v.target for v in shown]),
+            )
+        )
+    return callbacks
+
+
+def _history_column(path: Path, column: str) -> list[float]:
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    if len(lines) < 2:
+        return []
+    header = lines[0].split(",")
+    if column not in header:
+        return []
+    i = header.index(column)
+    return [float(row.split(",")[i]) for row in lines[1:] if row]
+
+
+def previous_best(history: Path, column: str) -> float | None:
+    """Best score of an interrupted run, so a resumed run does not save a worse model."""
+    values = _history_column(history, column)
+    return max(values) if values else None
+
+
+def best_epoch(history: Path, column: str) -> int | None:
+    values = _history_column(history, column)
+    return int(np.argmax(values)) + 1 if values else None
