@@ -1,0 +1,75 @@
+"""Shared fixtures: tiny synthetic datasets, the real data in ../shared, tiny configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("UNET_TF_SHARED", ROOT.parent / "shared"))
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared, skipping the test with a reason when it is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs the real data at {path} (../shared is not next to the repo)")
+    return path
+
+
+def disk_image(size: int, rng: np.random.Generator, cx=None, cy=None, r=None):
+    """A noisy grey image with a bright disk, and its mask: a task a U-Net learns in steps."""
+    yy, xx = np.mgrid[:size, :size]
+    cx = rng.integers(size // 4, 3 * size // 4) if cx is None else cx
+    cy = rng.integers(size // 4, 3 * size // 4) if cy is None else cy
+    r = rng.integers(size // 8, size // 4) if r is None else r
+    mask = ((xx - cx) ** 2 + (yy - cy) ** 2 <= r**2).astype(np.uint8)
+    image = 60 + 120 * mask + rng.normal(0, 10, mask.shape)
+    return np.clip(image, 0, 255).astype(np.uint8), mask * 255
+
+
+def write_folder_dataset(root: Path, n: int = 6, size: int = 64, seed: int = 0, rgb: bool = False) -> Path:
+    """images/ + masks/ with ``n`` disk images as PNG."""
+    rng = np.random.default_rng(seed)
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    (root / "masks").mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        image, mask = disk_image(size, rng)
+        if rgb:
+            image = np.stack([image] * 3, axis=-1)
+        Image.fromarray(image).save(root / "images" / f"img {i:02d}.png")
+        Image.fromarray(mask.astype(np.uint8)).save(root / "masks" / f"img {i:02d}.png")
+    return root
+
+
+@pytest.fixture
+def folder_dataset(tmp_path: Path) -> Path:
+    return write_folder_dataset(tmp_path / "data")
+
+
+@pytest.fixture
+def tiny_config():
+    """A RunConfig for a U-Net small enough to train in seconds at 64 px."""
+    from unet_tf.config import RunConfig
+
+    def make(data: Path | None = None, **train):
+        cfg = RunConfig()
+        cfg.data.data = None if data is None else str(data)
+        cfg.data.size = 64
+        cfg.model.base_filters = 4
+        cfg.model.depth = 2
+        cfg.train.epochs = 2
+        cfg.train.batch_size = 2
+        cfg.train.precision = "float32"
+        for key, value in train.items():
+            setattr(cfg.train, key, value)
+        return cfg
+
+    return make
