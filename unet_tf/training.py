@@ -21,7 +21,7 @@ from unet_tf import __version__
 from unet_tf.callbacks import PredictionImages, lr_schedule
 from unet_tf.config import RunConfig
 from unet_tf.data.formats import read_dataset
-from unet_tf.data.pipeline import make_dataset, prepare, steps_per_epoch
+from unet_tf.data.pipeline import Prepared, make_dataset, prepare, steps_per_epoch
 from unet_tf.data.sample import Sample
 from unet_tf.data.splits import split_samples
 from unet_tf.errors import UserError
@@ -72,7 +72,13 @@ def fit(
     verbose: int = 2,
     log: Callable[[str], None] = print,
 ) -> FitResult:
-    """Train a model as ``cfg`` says and write the run directory."""
+    """Train a model as ``cfg`` says and write the run directory.
+
+    The stages are separate functions so that each concern has one place:
+    ``build_compiled_model`` (architecture, freezing, distribution scope),
+    ``train_model`` (the Keras fit loop and its phases) and ``finish_run``
+    (reload the best model, score it, write ``metrics.json``).
+    """
     cfg.validate()
     train, val = load_training_data(cfg)
     run_dir = Path(run_dir) if run_dir else default_run_dir()
@@ -85,19 +91,42 @@ def fit(
     train_items = prepare(train, cfg, resize_to)
     val_items = prepare(val, cfg, resize_to) if val else []
 
-    model = build_model(cfg.model, cfg.input_size)
-    compile_model(model, cfg)
+    model = build_compiled_model(cfg)
     cfg.save(run_dir / CONFIG)
     log(
         f"{'resuming' if resumed else 'training'} {model.name} ({model.count_params():,} "
         f"parameters) on {len(train)} image(s), validating on {len(val)}; "
         f"precision {cfg.train.precision}; run directory {run_dir}"
     )
+    started, cpu_started = time.perf_counter(), time.process_time()
+    train_model(model, cfg, run_dir, train_items, val_items, verbose)
+    timing = {
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "train_cpu_seconds": round(time.process_time() - cpu_started, 1),
+    }
+    metrics = finish_run(cfg, run_dir, val, timing)
+    return FitResult(run_dir, metrics, resumed)
 
+
+def build_compiled_model(cfg: RunConfig) -> keras.Model:
+    """The network for ``cfg``, compiled with its loss, metrics and optimizer."""
+    model = build_model(cfg.model, cfg.input_size)
+    compile_model(model, cfg)
+    return model
+
+
+def train_model(
+    model: keras.Model,
+    cfg: RunConfig,
+    run_dir: Path,
+    train_items: list[Prepared],
+    val_items: list[Prepared],
+    verbose: int,
+) -> None:
+    """Run the Keras fit loop with the run's callbacks."""
     train_ds = make_dataset(train_items, cfg, training=True)
     val_ds = make_dataset(val_items, cfg, training=False) if val_items else None
     epochs = cfg.epochs
-    started, cpu_started = time.perf_counter(), time.process_time()
     model.fit(
         train_ds,
         validation_data=val_ds,
@@ -107,19 +136,20 @@ def fit(
         verbose=verbose,
         shuffle=False,  # the dataset shuffles itself
     )
-    seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
 
+
+def finish_run(cfg: RunConfig, run_dir: Path, val: list[Sample], timing: dict) -> dict:
+    """Score the best model on the validation images at full size; write metrics.json."""
     best = keras.saving.load_model(run_dir / MODEL)
     scores = evaluate_samples(Predictor(best, cfg), val, cfg) if val else None
     metrics = {
         "validation": scores.summary() if scores else None,
-        "epochs": epochs,
-        "train_seconds": round(seconds, 1),
-        "train_cpu_seconds": round(cpu_seconds, 1),
+        "epochs": cfg.epochs,
+        **timing,
         "best_epoch": best_epoch(run_dir / HISTORY, "val_dice" if val else "dice"),
     }
     (run_dir / METRICS).write_text(json.dumps(metrics, indent=2))
-    return FitResult(run_dir, metrics, resumed)
+    return metrics
 
 
 def make_callbacks(run_dir: Path, cfg: RunConfig, epochs: int, val_items: list) -> list:
