@@ -1,0 +1,65 @@
+"""Configuration: YAML round trip, unknown keys, validation, run-dir rules."""
+
+from __future__ import annotations
+
+import pytest
+
+from unet_tf.config import RunConfig
+from unet_tf.errors import UserError
+from unet_tf.rundir import config_differences, open_run_dir
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = RunConfig()
+    cfg.model.depth = 3
+    cfg.data.augment = ["vflip"]
+    cfg.train.threshold = "auto"
+    cfg.save(tmp_path / "c.yaml")
+    assert RunConfig.load(tmp_path / "c.yaml") == cfg
+
+
+def test_unknown_key_is_named(tmp_path):
+    (tmp_path / "c.yaml").write_text("train:\n  epocs: 3\n")
+    with pytest.raises(UserError, match="unknown setting.*epocs.*valid ones"):
+        RunConfig.load(tmp_path / "c.yaml")
+
+
+def test_invalid_values_are_rejected():
+    cfg = RunConfig()
+    cfg.train.loss = "mse"
+    with pytest.raises(UserError, match="loss 'mse' is not one of"):
+        cfg.validate()
+
+
+def test_default_epochs_depend_on_backbone():
+    cfg = RunConfig()
+    assert cfg.epochs == 40
+    cfg.model.backbone = "vgg16"
+    assert cfg.epochs == 20
+
+
+def test_differences_ignore_resolved_fields():
+    saved, requested = RunConfig(), RunConfig()
+    saved.model.in_channels, saved.model.depth, saved.train.precision = 1, 4, "mixed_bfloat16"
+    assert config_differences(saved, requested) == []
+    requested.train.lr = 0.1
+    assert config_differences(saved, requested) == ["train.lr: 0.001 saved, 0.1 requested"]
+
+
+def test_run_dir_rules(tmp_path):
+    run = tmp_path / "run"
+    cfg = RunConfig()
+    assert open_run_dir(run, cfg, overwrite=False) is False
+    cfg.save(run / "config.yaml")
+    assert open_run_dir(run, cfg, overwrite=False) is True  # unfinished: resume
+    (run / "metrics.json").write_text("{}")
+    with pytest.raises(UserError, match="already holds a finished run"):
+        open_run_dir(run, cfg, overwrite=False)
+    assert open_run_dir(run, cfg, overwrite=True) is False
+    assert not (run / "metrics.json").exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="not a unet-tf run"):
+        open_run_dir(other, cfg, overwrite=False)
+    assert (other / "notes.txt").read_text() == "mine"
