@@ -32,11 +32,14 @@ def read_image(path: Path | str) -> np.ndarray:
             array = tifffile.imread(path)
         else:
             with Image.open(path) as img:
-                if img.mode == "P":
+                palette = img.mode == "P"
+                if palette:
                     img = img.convert("RGBA" if "transparency" in img.info else "RGB")
                 elif img.mode in ("1", "CMYK", "YCbCr", "LAB", "HSV"):
                     img = img.convert("L" if img.mode == "1" else "RGB")
                 array = np.array(img)
+                if palette and _is_grey(array):
+                    array = array[..., 0]
     except FileNotFoundError:
         raise UserError(f"file not found: {path}") from None
     except (UnidentifiedImageError, OSError, ValueError, tifffile.TiffFileError) as exc:
@@ -46,6 +49,11 @@ def read_image(path: Path | str) -> np.ndarray:
             "(it may be truncated or not an image)"
         ) from None
     return _squeeze_to_2d(array, path)
+
+
+def _is_grey(rgb: np.ndarray) -> bool:
+    """A palette of greys (GIF masks) should read as one channel, not three."""
+    return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 
 def _squeeze_to_2d(array: np.ndarray, path: Path) -> np.ndarray:
