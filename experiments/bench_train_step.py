@@ -54,11 +54,19 @@ def main() -> None:
                 started = time.perf_counter()
                 out = subprocess.run(
                     [sys.executable, "-c", CHILD, str(base), str(size), precision, str(args.steps)],
-                    capture_output=True, text=True, check=True,
+                    capture_output=True,
+                    text=True,
+                    check=True,
                 )
                 row[precision] = json.loads(out.stdout.strip().splitlines()[-1])["median"]
-                print(base, size, precision, f"{row[precision]:.3f} s/step",
-                      f"({time.perf_counter() - started:.0f} s)", flush=True)
+                print(
+                    base,
+                    size,
+                    precision,
+                    f"{row[precision]:.3f} s/step",
+                    f"({time.perf_counter() - started:.0f} s)",
+                    flush=True,
+                )
             rows.append(row)
     lines = [
         f"Machine: {platform.processor() or platform.machine()}, {_cpu()}; batch 4, depth 4, "
@@ -81,13 +89,12 @@ def main() -> None:
 
 def _cpu() -> str:
     try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cores = len([x for x in open("/proc/cpuinfo") if x.startswith("processor")])
-                return f"{line.split(':', 1)[1].strip()} x {cores} cores"
+        with open("/proc/cpuinfo") as f:
+            lines = f.readlines()
     except OSError:
-        pass
-    return "unknown CPU"
+        return "unknown CPU"
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return f"{names[0]} x {len(names)} cores" if names else "unknown CPU"
 
 
 if __name__ == "__main__":

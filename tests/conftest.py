@@ -35,7 +35,9 @@ def disk_image(size: int, rng: np.random.Generator, cx=None, cy=None, r=None):
     return np.clip(image, 0, 255).astype(np.uint8), mask * 255
 
 
-def write_folder_dataset(root: Path, n: int = 6, size: int = 64, seed: int = 0, rgb: bool = False) -> Path:
+def write_folder_dataset(
+    root: Path, n: int = 6, size: int = 64, seed: int = 0, rgb: bool = False
+) -> Path:
     """images/ + masks/ with ``n`` disk images as PNG."""
     rng = np.random.default_rng(seed)
     (root / "images").mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,9 @@ def trained_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
     data = write_folder_dataset(root / "data", n=6)
     run_dir = root / "run"
-    assert main(["fit", "--data", str(data), "--run-dir", str(run_dir), "--epochs", "2", *TINY]) == 0
+    assert (
+        main(["fit", "--data", str(data), "--run-dir", str(run_dir), "--epochs", "2", *TINY]) == 0
+    )
     return data, run_dir
 
 
@@ -42,7 +44,11 @@ def test_fit_writes_a_complete_run_dir(trained_run):
     assert (run_dir / "checkpoints" / "last.weights.h5").is_file()
     assert any((run_dir / "logs").rglob("events.out.tfevents*"))
     history = (run_dir / "history.csv").read_text().splitlines()
-    assert history[0].startswith("epoch") and "val_dice" in history[0] and "learning_rate" in history[0]
+    assert (
+        history[0].startswith("epoch")
+        and "val_dice" in history[0]
+        and "learning_rate" in history[0]
+    )
     assert len(history) == 3  # header + 2 epochs
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics["validation"]["mean"]) == {"dice", "iou", "precision", "recall"}
@@ -91,7 +97,9 @@ def test_predict_writes_mask_probability_and_overlay(trained_run, tmp_path, caps
 
 def test_predict_single_file_without_truth(trained_run, tmp_path, capsys):
     data, run_dir = trained_run
-    code, text, _ = run(capsys, "predict", run_dir, data / "images" / "img 03.png", "--out", tmp_path)
+    code, text, _ = run(
+        capsys, "predict", run_dir, data / "images" / "img 03.png", "--out", tmp_path
+    )
     assert code == 0 and "Dice" not in text
     assert (tmp_path / "img 03_overlay.png").is_file()
 

@@ -20,7 +20,7 @@ def test_yaml_round_trip(tmp_path):
 
 def test_unknown_key_is_named(tmp_path):
     (tmp_path / "c.yaml").write_text("train:\n  epocs: 3\n")
-    with pytest.raises(UserError, match="unknown setting.*epocs.*valid ones"):
+    with pytest.raises(UserError, match=r"unknown setting.*epocs.*valid ones"):
         RunConfig.load(tmp_path / "c.yaml")
 
 

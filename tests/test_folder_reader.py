@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tifffile
+from conftest import write_folder_dataset
 from PIL import Image
 
-from conftest import write_folder_dataset
 from unet_tf.config import DataConfig
 from unet_tf.data.folder import read_folder
 from unet_tf.data.formats import read_dataset, sample_data_dir
@@ -75,7 +73,7 @@ def test_jpeg_noise_values_binarise_to_foreground():
 
 
 def test_missing_folder(tmp_path):
-    with pytest.raises(UserError, match="data not found: .*nope"):
+    with pytest.raises(UserError, match=r"data not found: .*nope"):
         read_dataset(tmp_path / "nope", DataConfig())
 
 
@@ -135,7 +133,7 @@ def test_mixed_channel_counts(tmp_path):
 
 
 def test_class_values_out_of_range():
-    with pytest.raises(UserError, match="needs class indices 0..2"):
+    with pytest.raises(UserError, match=r"needs class indices 0\.\.2"):
         make_target(np.array([[0, 5]]), 3, 0.0, "m.png")
 
 
@@ -145,5 +143,3 @@ def test_bundled_sample_is_real_isbi_data():
     assert len(samples) == 6
     assert samples[0].image.shape == (512, 512, 1)
     assert set(np.unique(samples[0].mask)) == {0, 255}
-
-

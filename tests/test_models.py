@@ -20,7 +20,7 @@ def test_output_matches_any_input_size(merge, shape):
     x = np.random.default_rng(0).random((2, *shape, 1), dtype=np.float32)
     y = model(x).numpy()
     assert y.shape == (2, *shape, 1)
-    assert 0.0 <= y.min() and y.max() <= 1.0
+    assert y.min() >= 0.0 and y.max() <= 1.0
 
 
 def test_one_model_serves_several_sizes():
@@ -90,7 +90,7 @@ def test_standardisation_makes_the_model_gain_invariant():
 def test_glorot_initialisation_and_dropout_placement():
     model = build_unet(1, depth=2, base_filters=4, dropout=0.5)
     assert model.get_layer("enc1_conv1").kernel_initializer.__class__.__name__ == "GlorotUniform"
-    assert {l.name for l in model.layers if isinstance(l, keras.layers.Dropout)} == {
+    assert {layer.name for layer in model.layers if isinstance(layer, keras.layers.Dropout)} == {
         "enc2_dropout",
         "bottleneck_dropout",
     }

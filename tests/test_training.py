@@ -8,9 +8,9 @@ import csv
 import keras
 import numpy as np
 import pytest
+from conftest import write_folder_dataset
 
 import unet_tf.training as training
-from conftest import write_folder_dataset
 from unet_tf.callbacks import step_lr
 from unet_tf.errors import UserError
 from unet_tf.inference import load_predictor
@@ -54,9 +54,7 @@ def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, tiny_config, monk
     cfg = tiny_config(data, epochs=4)
     run_dir = tmp_path / "run"
     original = training.make_callbacks
-    monkeypatch.setattr(
-        training, "make_callbacks", lambda *a, **k: [*original(*a, **k), Crash()]
-    )
+    monkeypatch.setattr(training, "make_callbacks", lambda *a, **k: [*original(*a, **k), Crash()])
     with pytest.raises(RuntimeError, match="simulated crash"):
         training.fit(copy.deepcopy(cfg), run_dir, verbose=0, log=lambda _: None)
     assert not (run_dir / "metrics.json").exists()

@@ -11,11 +11,12 @@ import numpy as np
 import tensorflow as tf
 
 from unet_tf.config import TrainConfig
+from unet_tf.distribute import lr_factor
 
 
 def lr_schedule(cfg: TrainConfig, epochs: int) -> keras.callbacks.Callback | None:
     """The configured schedule as a callback (it also logs ``learning_rate``)."""
-    base = cfg.lr
+    base = cfg.lr * lr_factor(cfg.scale_lr)  # call in the strategy's scope
     if cfg.lr_schedule == "none":
         return None
     if cfg.lr_schedule == "plateau":
@@ -47,7 +48,8 @@ class PredictionImages(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch % self.every:
             return
-        probs = np.asarray(self.model.predict(self.images, verbose=0), np.float32)
+        # A direct call runs on one device; predict() would split 1-3 images over replicas.
+        probs = np.asarray(self.model(self.images, training=False), np.float32)
         rows = [
             np.concatenate([_grey(img), t[..., -1:], p[..., -1:]], axis=1)
             for img, t, p in zip(self.images, self.targets, probs, strict=True)

@@ -23,6 +23,11 @@ LOSSES = ("bce", "weighted-bce", "focal", "dice", "dice-focal", "focal-logdice")
 LR_SCHEDULES = ("step", "cosine", "plateau", "none")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 SKIP_MERGES = ("resize", "crop", "pad")
+INPUT_ADAPTERS = ("repeat", "conv")
+STRATEGIES = ("auto", "none", "mirrored", "multiworker")
+JIT_COMPILE = ("auto", "on", "off")
+FORMATS = ("auto", "folder", "ctc", "drive", "video")
+ANNOTATIONS = ("gt", "st", "gt+st")  # Cell Tracking Challenge gold, silver, gold else silver
 
 
 @dataclass
@@ -38,9 +43,9 @@ class ModelConfig:
     num_classes: int = 1  # 1 = binary with sigmoid, N > 1 = softmax over N classes
     in_channels: int | None = None  # resolved from the training images
     encoder_weights: str = "imagenet"  # imagenet | none | path to a local .h5
-    encoder_weights_md5: str | None = None  # recorded when a local file is used
-    freeze: bool = False
-    freeze_epochs: int = 0
+    encoder_weights_md5: str | None = None  # md5 of the weights file that was loaded
+    freeze: bool = False  # encoder weights fixed, its BatchNorm in inference mode
+    freeze_epochs: int = 0  # > 0: frozen for this many epochs, then fine-tuned
     input_adapter: str = "repeat"  # grayscale to 3 channels: repeat | conv (learnable 1x1)
 
 
@@ -56,7 +61,10 @@ class DataConfig:
     patch: int | None = None  # or train on random patch x patch crops at full resolution
     fg_prob: float = 0.0  # chance that a patch is centred on foreground (nnU-Net: 0.33)
     mask_threshold: float = 0.0  # foreground = mask value > threshold
-    augment: list[str] = field(default_factory=lambda: ["hflip", "rotate"])
+    # names, or {name: {parameter: value}} mappings read from an --augment YAML file
+    augment: list[str | dict[str, dict[str, Any]]] = field(
+        default_factory=lambda: ["hflip", "rotate"]
+    )
     steps_per_epoch: int | None = None
     folds: int = 0
     fold: int = 0
@@ -64,6 +72,7 @@ class DataConfig:
     val_sequences: list[str] | None = None
     annotations: str = "gt+st"
     border_weights: bool = False
+    masks: str | None = None  # video: folder (or TIFF stack) of masks named by frame index
     split_seed: int = 42
     val_names: list[str] | None = None  # recorded by the split, so a rerun reuses it
 
@@ -81,8 +90,11 @@ class TrainConfig:
     focal_gamma: float | None = None  # None = 2.0 for focal, 0.9 for dice-focal/focal-logdice
     logdice_weight: float = 1.0  # alpha in alpha * focal - log(Dice)
     precision: str = "auto"
-    jit_compile: str = "auto"
-    strategy: str = "none"
+    jit_compile: str = "auto"  # XLA: auto | on | off
+    strategy: str = "auto"  # auto | none | mirrored | multiworker (see unet_tf.distribute)
+    devices: list[str] | None = None  # for mirrored: e.g. ["GPU:0", "GPU:1"]; None = all GPUs
+    scale_lr: bool = False  # multiply lr by the number of replicas (linear scaling rule)
+    fine_tune_lr: float | None = None  # after model.freeze_epochs; None = lr / 10
     seed: int = 42
     threshold: float | str = 0.5  # or "auto": Dice-optimal on the validation set
 
@@ -120,16 +132,69 @@ class RunConfig:
                 f"precision {self.train.precision!r} is not one of {PRECISIONS}",
             ),
             (
+                self.train.strategy in STRATEGIES,
+                f"strategy {self.train.strategy!r} is not one of {STRATEGIES}",
+            ),
+            (
+                self.train.jit_compile in JIT_COMPILE,
+                f"jit_compile {self.train.jit_compile!r} is not one of {JIT_COMPILE}",
+            ),
+            (
                 self.model.skip_merge in SKIP_MERGES,
                 f"skip_merge {self.model.skip_merge!r} is not one of {SKIP_MERGES}",
             ),
             (0.0 <= self.data.val_split < 1.0, "val_split must be in [0, 1)"),
+            (self.data.format in FORMATS, f"format {self.data.format!r} is not one of {FORMATS}"),
+            (
+                self.data.annotations in ANNOTATIONS,
+                f"annotations {self.data.annotations!r} is not one of {ANNOTATIONS}",
+            ),
+            (0.0 <= self.data.fg_prob <= 1.0, "fg_prob must be in [0, 1]"),
+            (
+                self.data.steps_per_epoch is None or self.data.steps_per_epoch >= 1,
+                "steps_per_epoch must be at least 1",
+            ),
+            (
+                not self.data.border_weights
+                or (self.train.loss == "weighted-bce" and self.model.num_classes == 1),
+                "border_weights (--border-weights) needs --loss weighted-bce and binary masks",
+            ),
             (self.data.size >= 8, "size must be at least 8 pixels"),
             (self.data.patch is None or self.data.patch >= 8, "patch must be at least 8 pixels"),
             (self.train.batch_size >= 1, "batch_size must be at least 1"),
             (self.train.lr > 0, "lr must be positive"),
             (self.model.num_classes >= 1, "num_classes must be at least 1"),
+            (
+                self.model.input_adapter in INPUT_ADAPTERS,
+                f"input_adapter {self.model.input_adapter!r} is not one of {INPUT_ADAPTERS}",
+            ),
+            (
+                self.model.backbone != "none"
+                or not (self.model.freeze or self.model.freeze_epochs),
+                "--freeze and --freeze-epochs need a pretrained --backbone",
+            ),
+            (
+                not (self.model.freeze and self.model.freeze_epochs),
+                "--freeze keeps the encoder frozen throughout and --freeze-epochs K unfreezes "
+                "it after K epochs; choose one",
+            ),
+            (
+                0 <= self.model.freeze_epochs < self.epochs,
+                f"freeze_epochs must be in [0, {self.epochs}) (the epochs); "
+                "use --freeze to keep the encoder frozen throughout",
+            ),
+            (
+                self.train.fine_tune_lr is None or self.train.fine_tune_lr > 0,
+                "fine_tune_lr must be positive",
+            ),
             (self.model.base_filters >= 1, "base_filters must be at least 1"),
+            (
+                self.train.threshold == "auto"
+                or (
+                    isinstance(self.train.threshold, (int, float)) and 0 < self.train.threshold < 1
+                ),
+                f"threshold {self.train.threshold!r} must be 'auto' or between 0 and 1",
+            ),
             (0.0 <= self.model.dropout < 1.0, "dropout must be in [0, 1)"),
         ]
         for ok, message in checks:

@@ -1,17 +1,32 @@
-"""Scoring predictions against ground truth at each image's full original size."""
+"""Scoring predictions against ground truth at each image's full original size.
+
+Pixel scores (Dice, IoU, precision, recall) are always reported. Datasets with a
+field of view (DRIVE) are scored inside it only, with the retinal-vessel
+literature's set: sensitivity, specificity, accuracy and ROC AUC (from the
+probabilities) next to F1 = Dice. With instance evaluation the Cell Tracking
+Challenge's SEG measure is added. Each image gets its own row; the summary has the
+mean and standard deviation over images and dataset-wide scores from pooled counts
+(pooled pixels for the pixel scores and AUC, pooled reference objects for SEG).
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from unet_tf.certainty import ProbabilityHistogram, foreground_probability
 from unet_tf.config import RunConfig
 from unet_tf.data.pipeline import make_target
 from unet_tf.data.sample import Sample
 from unet_tf.inference import Predictor, to_mask
 from unet_tf.metrics import SCORES, Confusion, confusion
+from unet_tf.object_metrics import SegResult, reference_instances, seg_measure
+from unet_tf.postprocess import InstanceOptions, label_instances
+
+FOV_SCORES = ("dice", "iou", "precision", "sensitivity", "specificity", "accuracy", "auc")
 
 
 def image_confusion(pred: np.ndarray, truth: np.ndarray, classes: int, fov=None) -> Confusion:
@@ -24,43 +39,110 @@ def image_confusion(pred: np.ndarray, truth: np.ndarray, classes: int, fov=None)
     return total
 
 
+def all_scores(
+    counts: Confusion, histogram: ProbabilityHistogram, objects: SegResult | None = None
+) -> dict[str, float]:
+    """Every score this module knows, from pixel counts, probabilities and objects."""
+    tn_fp = counts.tn + counts.fp
+    total = counts.tp + counts.fp + counts.fn + counts.tn
+    scores = counts.scores()
+    scores.update(
+        sensitivity=scores["recall"],
+        specificity=counts.tn / tn_fp if tn_fp else 1.0,
+        accuracy=(counts.tp + counts.tn) / total if total else 1.0,
+        auc=histogram.auc(),
+    )
+    if objects is not None:
+        scores["seg"] = objects.score
+    return scores
+
+
+def _nan_stat(values: list[float], stat: Callable) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(stat(finite)) if finite else float("nan")
+
+
+def _json_safe(value):
+    """NaN (e.g. AUC of an image without vessels) becomes null: JSON has no NaN."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
 @dataclass
 class Evaluation:
-    """Per-image scores, their mean, and dataset-wide scores from summed pixel counts."""
+    """Per-image scores, their mean and spread, and dataset-wide scores."""
 
+    columns: tuple[str, ...] = SCORES
     images: list[dict] = field(default_factory=list)
     total: Confusion = field(default_factory=Confusion)
+    histogram: ProbabilityHistogram = field(default_factory=ProbabilityHistogram)
+    objects: SegResult | None = None
 
-    def add(self, name: str, counts: Confusion) -> None:
-        self.images.append({"name": name, **counts.scores()})
+    def add(
+        self,
+        name: str,
+        counts: Confusion,
+        histogram: ProbabilityHistogram | None = None,
+        objects: SegResult | None = None,
+    ) -> None:
+        histogram = histogram or ProbabilityHistogram()
+        scores = all_scores(counts, histogram, objects)
+        row = {"name": name, **{k: scores[k] for k in self.columns}}
+        if objects is not None:
+            row["objects"] = {"reference": objects.reference, "predicted": objects.predicted}
+            self.objects = objects if self.objects is None else self.objects + objects
+        self.images.append(row)
         self.total = self.total + counts
+        self.histogram = self.histogram + histogram
 
     def mean(self) -> dict[str, float]:
-        return {k: float(np.mean([im[k] for im in self.images])) for k in SCORES}
+        return {k: _nan_stat([im[k] for im in self.images], np.mean) for k in self.columns}
 
     def std(self) -> dict[str, float]:
-        return {k: float(np.std([im[k] for im in self.images])) for k in SCORES}
+        return {k: _nan_stat([im[k] for im in self.images], np.std) for k in self.columns}
+
+    def dataset(self) -> dict[str, float]:
+        scores = all_scores(self.total, self.histogram, self.objects)
+        return {k: scores[k] for k in self.columns}
 
     def summary(self) -> dict:
-        return {"mean": self.mean(), "std": self.std(), "dataset": self.total.scores()}
+        return {"mean": self.mean(), "std": self.std(), "dataset": self.dataset()}
 
     def to_json(self) -> dict:
-        return {**self.summary(), "images": self.images}
+        out = {**self.summary(), "certainty": self.histogram.summary(), "images": self.images}
+        if self.objects is not None:
+            out["objects"] = {
+                "reference": self.objects.reference,
+                "predicted": self.objects.predicted,
+                "matched": self.objects.matched,
+            }
+        return _json_safe(out)
 
     def table(self) -> str:
-        """A fixed-width table: one row per image, then the mean and the dataset scores."""
+        """A fixed-width table: one row per image, then mean, std and the dataset scores."""
         width = max([len(im["name"]) for im in self.images] + [7])
-        head = f"{'image':<{width}}  " + "  ".join(f"{k:>9}" for k in SCORES)
+        head = f"{'image':<{width}}  " + "  ".join(f"{k:>11}" for k in self.columns)
+
+        def line(name: str, values: dict) -> str:
+            return f"{name:<{width}}  " + "  ".join(f"{values[k]:11.4f}" for k in self.columns)
+
         rows = [head, "-" * len(head)]
-        for im in self.images:
-            rows.append(f"{im['name']:<{width}}  " + "  ".join(f"{im[k]:9.4f}" for k in SCORES))
+        rows += [line(im["name"], im) for im in self.images]
         rows.append("-" * len(head))
-        mean, std = self.mean(), self.std()
-        rows.append(f"{'mean':<{width}}  " + "  ".join(f"{mean[k]:9.4f}" for k in SCORES))
-        rows.append(f"{'std':<{width}}  " + "  ".join(f"{std[k]:9.4f}" for k in SCORES))
-        total = self.total.scores()
-        rows.append(f"{'dataset':<{width}}  " + "  ".join(f"{total[k]:9.4f}" for k in SCORES))
+        rows += [line("mean", self.mean()), line("std", self.std())]
+        rows.append(line("dataset", self.dataset()))
         return "\n".join(rows)
+
+
+def score_columns(samples: list[Sample], instances: bool) -> tuple[str, ...]:
+    """The DRIVE set when any image has a field of view, plus SEG for instances."""
+    columns = FOV_SCORES if any(s.fov is not None for s in samples) else SCORES
+    return (*columns, "seg") if instances else columns
 
 
 def evaluate_samples(
@@ -68,18 +150,30 @@ def evaluate_samples(
     samples: list[Sample],
     cfg: RunConfig | None = None,
     on_image: Callable[[Sample, np.ndarray], None] | None = None,
+    instances: InstanceOptions | None = None,
 ) -> Evaluation:
-    """Predict each sample at full size and score it (inside its FOV, if it has one)."""
+    """Predict each sample at full size and score it (inside its FOV, if it has one).
+
+    With ``instances`` the binary prediction is split into objects and scored with
+    SEG against the reference objects (the mask's labels or its connected components).
+    """
     cfg = cfg or predictor.cfg
     classes = predictor.cfg.model.num_classes
-    result = Evaluation()
+    result = Evaluation(columns=score_columns(samples, instances is not None))
     for sample in samples:
         probs = predictor.predict(sample.image, sample.path or sample.name)
         pred = to_mask(probs, predictor.threshold)
         truth = to_mask(
             make_target(sample.mask, classes, cfg.data.mask_threshold, sample.path), 0.5
         )
-        result.add(sample.name, image_confusion(pred, truth, classes, sample.fov))
+        histogram = ProbabilityHistogram.of(foreground_probability(probs), truth > 0, sample.fov)
+        objects = None
+        if instances is not None:
+            reference = reference_instances(sample.mask, cfg.data.mask_threshold)
+            objects = seg_measure(reference, label_instances(pred > 0, instances))
+        result.add(
+            sample.name, image_confusion(pred, truth, classes, sample.fov), histogram, objects
+        )
         if on_image is not None:
             on_image(sample, probs)
     return result

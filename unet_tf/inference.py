@@ -1,16 +1,25 @@
 """From raw images of any size to probability maps of the same size.
 
-A :class:`Predictor` wraps a network (a Keras model or a SavedModel's raw endpoint)
-with what the run's config says about it: a model trained on images resized to
-``size`` sees its inputs resized the same way and its output resized back (the
-papers' protocol); a model trained on patches sees images at full resolution.
-Resizing uses TensorFlow's antialiased bilinear filter in training, here and inside
-exported SavedModels, so all three agree.
+A :class:`Predictor` wraps a network (a Keras model or an exported one) with what
+the run's config says about it and how the user wants it applied
+(:class:`InferenceOptions`). There are three ways to apply a network:
+
+- ``resize``: the whole image is resized to the training size and the output
+  resized back (the papers' protocol). Resizing uses TensorFlow's antialiased
+  bilinear filter in training, here and inside exported SavedModels, so all agree.
+- ``tile``: overlapping tiles at full resolution, blended (:mod:`unet_tf.tiling`).
+- ``whole``: the whole image at full resolution in one pass.
+
+By default a model is applied the way it was trained: one trained on resized images
+keeps resizing, because at full resolution it would see objects at a scale it never
+learned; one trained on patches (``--patch``) runs at full resolution and is tiled
+with its patch size whenever an image is larger than that patch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -22,10 +31,14 @@ from unet_tf import losses, metrics  # noqa: F401
 from unet_tf.config import RunConfig
 from unet_tf.data.resize import resize_image
 from unet_tf.errors import UserError
-from unet_tf.models import layers  # noqa: F401
-from unet_tf.rundir import CONFIG, MODEL
+from unet_tf.models import layers, min_input_size  # noqa: F401
+from unet_tf.models.sm import load_options
+from unet_tf.rundir import CONFIG, HISTORY, MODEL
+from unet_tf.runtimes import EXPORT_CONFIG, is_export, open_export, sidecar_config
+from unet_tf.tiling import BLENDS, predict_tiled
+from unet_tf.tta import TTA_MODES, with_tta
 
-EXPORT_CONFIG = "unet_tf.yaml"
+__all__ = ["EXPORT_CONFIG", "InferenceOptions", "Predictor", "load_predictor", "to_mask"]
 
 
 def to_mask(probs: np.ndarray, threshold: float) -> np.ndarray:
@@ -35,25 +48,113 @@ def to_mask(probs: np.ndarray, threshold: float) -> np.ndarray:
     return np.argmax(probs, axis=-1).astype(np.uint8)
 
 
+@dataclass
+class InferenceOptions:
+    """How to apply a network; the defaults apply it the way it was trained."""
+
+    tile: int | None = None  # tile side; 0 = whole image; None = the training patch, if any
+    overlap: float = 0.25  # fraction of the tile side shared with each neighbour
+    blend: str = "gaussian"
+    tile_batch: int = 4  # tiles per forward pass: bounds the memory
+    tta: str = "none"  # none | flips | d4
+    resize: bool = False  # resize to the training size even for a patch-trained model
+    threshold: float | None = None  # None = the run's (train.threshold)
+
+    def validate(self) -> None:
+        checks = [
+            (not (self.resize and self.tile), "--resize and --tile exclude each other"),
+            (self.tile is None or self.tile >= 0, "--tile must be 0 (no tiling) or positive"),
+            (0.0 <= self.overlap < 1.0, "--overlap must be in [0, 1), e.g. 0.25"),
+            (self.blend in BLENDS, f"--blend must be one of {', '.join(BLENDS)}"),
+            (self.tile_batch >= 1, "--tile-batch must be at least 1"),
+            (self.tta in TTA_MODES, f"--tta must be one of {', '.join(TTA_MODES)}"),
+            (
+                self.threshold is None or 0.0 < self.threshold < 1.0,
+                "--threshold must be between 0 and 1",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+
+
 class Predictor:
     """A network plus the settings needed to apply it to a raw image."""
 
-    def __init__(self, network: keras.Model | Callable, cfg: RunConfig):
+    def __init__(
+        self,
+        network: keras.Model | Callable[[np.ndarray], np.ndarray],
+        cfg: RunConfig,
+        options: InferenceOptions | None = None,
+        history: Path | None = None,
+    ):
         self.network = network
         self.cfg = cfg
+        self.options = options or InferenceOptions()
+        self.options.validate()
+        self.history = history  # the run's history.csv, for training curves
         self.in_channels = cfg.model.in_channels
-        self.threshold = float(cfg.train.threshold) if cfg.train.threshold != "auto" else 0.5
+        run_threshold = float(cfg.train.threshold) if cfg.train.threshold != "auto" else 0.5
+        self.threshold = self.options.threshold or run_threshold
+        # How the network was trained: on images resized to `size`, or on full-res patches.
         self.resize_to = None if cfg.data.patch else cfg.data.size
-        self.min_size = 2 ** ((cfg.model.depth or 1) + 1)
+        self.min_size = min_input_size(cfg.model)
+        # An ONNX / LiteRT export that only takes one size is always tiled at that size.
+        self.fixed_size = getattr(network, "fixed_size", None)
+        if self.fixed_size and self.options.tile not in (None, self.fixed_size):
+            raise UserError(
+                f"this export only takes {self.fixed_size} px inputs; "
+                f"use --tile {self.fixed_size} or leave --tile out"
+            )
+        self._forward = _compiled(network) if isinstance(network, keras.Model) else network
+        self._tta_forward = with_tta(self.forward, self.options.tta)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """Run the network on a float32 (B, H, W, C) batch."""
-        out = (
-            self.network(tf.constant(batch, tf.float32), training=False)
-            if isinstance(self.network, keras.Model)
-            else self.network(tf.constant(batch, tf.float32))
-        )
-        return np.asarray(out, np.float32)
+        return np.asarray(self._forward(np.asarray(batch, np.float32)), np.float32)
+
+    def untiled(self) -> Predictor:
+        """The same network applied as trained but never tiled (what exports compute)."""
+        options = InferenceOptions(tile=0 if self.resize_to is None else None)
+        return Predictor(self.network, self.cfg, options, self.history)
+
+    @property
+    def tile(self) -> int:
+        """Tile side at full resolution; 0 means the whole image at once."""
+        if self.fixed_size:
+            return self.fixed_size
+        if self.options.tile is not None:
+            return self.options.tile
+        return self.cfg.data.patch or 0
+
+    @property
+    def resizes(self) -> bool:
+        """Asked to resize, or trained on resized images and not asked to tile."""
+        return self.options.resize or bool(self.resize_to and self.options.tile is None)
+
+    def mode(self, height: int, width: int) -> str:
+        """``resize``, ``tile`` or ``whole`` for an image of this size."""
+        if self.resizes:
+            return "resize"
+        if self.fixed_size:
+            return "tile"
+        tile = self.tile
+        return "tile" if tile and (height > tile or width > tile) else "whole"
+
+    def describe(self) -> str:
+        """How images are processed, in words (for logs and reports)."""
+        o = self.options
+        if self.resizes:
+            how = f"images resized to {self.cfg.input_size if o.resize else self.resize_to} px"
+        elif self.tile:
+            how = (
+                f"full resolution, tiles of {self.tile} px where larger "
+                f"(overlap {o.overlap:g}, {o.blend} blend)"
+            )
+        else:
+            how = "whole images at full resolution"
+        tta = "" if o.tta == "none" else f", TTA {o.tta}"
+        return f"{how}{tta}, threshold {self.threshold:g}"
 
     def check(self, image: np.ndarray, name: str) -> np.ndarray:
         image = image[..., None] if image.ndim == 2 else image
@@ -63,46 +164,79 @@ class Predictor:
                 f"{name} has {image.shape[-1]} channel(s) but the model was trained on "
                 f"{self.in_channels}; convert it to {kind} or use a model trained on such images"
             )
-        if self.resize_to is None and min(image.shape[:2]) < self.min_size:
+        if self.mode(*image.shape[:2]) != "resize" and min(image.shape[:2]) < self.min_size:
             raise UserError(
                 f"{name} is {image.shape[1]}x{image.shape[0]} px, smaller than the "
                 f"{self.min_size} px this network needs; use larger images or a shallower --depth"
             )
-        return image.astype(np.float32)
+        if self.tile and self.tile < self.min_size:
+            raise UserError(
+                f"--tile {self.tile} is smaller than the {self.min_size} px this network needs"
+            )
+        return image
 
     def predict(self, image: np.ndarray, name: str = "image") -> np.ndarray:
         """Probabilities (H, W, K) for one raw (H, W[, C]) image."""
         image = self.check(image, name)
         h, w = image.shape[:2]
-        if self.resize_to:
-            small = resize_image(image, (self.resize_to, self.resize_to))
-            return resize_image(self.forward(small[None])[0], (h, w))
-        return self.forward(image[None])[0]
+        mode = self.mode(h, w)
+        if mode == "resize":
+            side = self.cfg.input_size if self.options.resize else self.resize_to
+            small = resize_image(image.astype(np.float32), (side, side))
+            return resize_image(self._tta_forward(small[None])[0], (h, w))
+        if mode == "tile":
+            o = self.options
+            return predict_tiled(
+                self._tta_forward, image, self.tile, o.overlap, o.blend, o.tile_batch
+            )
+        return self._tta_forward(image[None].astype(np.float32))[0]
 
 
-def load_predictor(path: Path | str) -> Predictor:
-    """Load a run directory, a ``.keras`` file or an exported SavedModel."""
+def _compiled(model: keras.Model) -> Callable[[np.ndarray], tf.Tensor]:
+    """One graph for every input size: faster than eager calls, traced once."""
+    channels = model.inputs[0].shape[-1]
+    spec = tf.TensorSpec([None, None, None, channels], tf.float32)
+
+    def probabilities(x: tf.Tensor) -> tf.Tensor:
+        return tf.cast(model(x, training=False), tf.float32)
+
+    run = tf.function(probabilities, input_signature=[spec], autograph=False)
+    return lambda batch: run(tf.constant(batch, tf.float32))
+
+
+def load_predictor(path: Path | str, options: InferenceOptions | None = None) -> Predictor:
+    """Load a run directory, a ``.keras`` file, a SavedModel, or an ONNX / LiteRT file."""
     path = Path(path)
     if not path.exists():
         raise UserError(
-            f"model not found: {path}; pass a run directory, a .keras file or a SavedModel"
+            f"model not found: {path}; pass a run directory, a .keras file or an export "
+            "(SavedModel folder, .onnx or .tflite)"
         )
-    if path.is_dir() and (path / "saved_model.pb").exists():
-        return _load_savedmodel(path)
+    if is_export(path):
+        config_file = sidecar_config(path)
+        if not config_file.exists():
+            raise UserError(
+                f"{path} has no {config_file.name} next to it; "
+                "export it again with `unet-tf export`"
+            )
+        return Predictor(open_export(path), RunConfig.load(config_file), options)
     model_file = path / MODEL if path.is_dir() else path
     if model_file.suffix != ".keras" or not model_file.exists():
         raise UserError(
             f"{path} is not a model: expected a run directory with {MODEL}, a .keras file, "
-            "or a SavedModel folder from `unet-tf export`"
+            "or an export from `unet-tf export` (SavedModel folder, .onnx or .tflite)"
         )
+    config_file = model_file.parent / CONFIG
+    saved = RunConfig.load(config_file) if config_file.exists() else None
     try:
-        model = keras.saving.load_model(model_file)
+        loading = load_options(saved.model.backbone) if saved else {}
+        model = keras.saving.load_model(model_file, **loading)
     except Exception as exc:  # Keras raises many types for a damaged archive
         reason = str(exc).splitlines()[0][:200]
         raise UserError(f"cannot load {model_file}: {reason}") from None
-    config_file = model_file.parent / CONFIG
-    cfg = RunConfig.load(config_file) if config_file.exists() else _config_for(model)
-    return Predictor(model, cfg)
+    cfg = saved or _config_for(model)
+    history = model_file.parent / HISTORY
+    return Predictor(model, cfg, options, history if history.exists() else None)
 
 
 def _config_for(model: keras.Model) -> RunConfig:
@@ -112,20 +246,3 @@ def _config_for(model: keras.Model) -> RunConfig:
     cfg.model.num_classes = int(model.outputs[0].shape[-1])
     cfg.data.patch = cfg.data.size  # no resizing
     return cfg
-
-
-def _load_savedmodel(path: Path) -> Predictor:
-    config_file = path / EXPORT_CONFIG
-    if not config_file.exists():
-        raise UserError(f"{path} has no {EXPORT_CONFIG}; export it again with `unet-tf export`")
-    return Predictor(SavedModelNetwork(path), RunConfig.load(config_file))
-
-
-class SavedModelNetwork:
-    """The ``network`` endpoint of an export; holds the loaded object so its variables live."""
-
-    def __init__(self, path: Path):
-        self.loaded = tf.saved_model.load(str(path))
-
-    def __call__(self, batch: tf.Tensor) -> tf.Tensor:
-        return self.loaded.network(batch)

@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 
 from unet_tf.config import TrainConfig
+from unet_tf.distribute import replicas_in_sync
 from unet_tf.errors import UserError
 
 PACKAGE = "unet_tf"
@@ -86,7 +87,9 @@ class SegmentationLoss(keras.losses.Loss):
         with tf.name_scope(self.name):
             y_pred = tf.cast(y_pred, tf.float32)
             y_true = tf.cast(y_true, tf.float32)
-            return self.compute(y_true, y_pred, pixel_weights(y_true, sample_weight))
+            loss = self.compute(y_true, y_pred, pixel_weights(y_true, sample_weight))
+            # Replicas' gradients are summed, so each contributes 1/N (as Keras's losses do).
+            return loss / replicas_in_sync()
 
     def call(self, y_true, y_pred):
         y_true = tf.cast(y_true, tf.float32)

@@ -43,21 +43,29 @@ def _sample(path: Path) -> Sample:
     return Sample(name=path.stem, image=to_channels(read_image(path)), path=str(path))
 
 
-def output_paths(out: Path, name: str, classes: int) -> dict[str, Path]:
+def output_paths(out: Path, name: str, classes: int, instances: bool = False) -> dict[str, Path]:
     prob = f"{name}_prob.png" if classes == 1 else f"{name}_prob.tif"
-    return {
+    paths = {
         "mask": out / f"{name}_mask.png",
         "prob": out / prob,
         "panel": out / f"{name}_overlay.png",
     }
+    if instances:
+        paths["instances"] = out / f"{name}_instances.png"
+    return paths
 
 
-def check_free(out: Path, samples: list[Sample], classes: int, overwrite: bool) -> None:
+def check_free(
+    out: Path, samples: list[Sample], classes: int, overwrite: bool, instances: bool = False
+) -> None:
     """Refuse to replace existing outputs unless asked to."""
     if overwrite:
         return
     taken = [
-        p.name for s in samples for p in output_paths(out, s.name, classes).values() if p.exists()
+        p.name
+        for s in samples
+        for p in output_paths(out, s.name, classes, instances).values()
+        if p.exists()
     ]
     if taken:
         raise UserError(
@@ -78,3 +86,10 @@ def write_prediction(
     else:
         tifffile.imwrite(paths["prob"], probs.astype(np.float32))
     write_png(paths["panel"], panel(sample.image, pred, truth))
+
+
+def write_instances(out: Path, name: str, labels: np.ndarray) -> None:
+    """Object labels as a 16-bit PNG (0 = background, 1..N one per object)."""
+    if labels.max() > np.iinfo(np.uint16).max:
+        raise UserError(f"{name} has {labels.max()} objects, more than a 16-bit PNG can label")
+    write_png(out / f"{name}_instances.png", labels.astype(np.uint16))

@@ -19,12 +19,17 @@ CONFIG = "config.yaml"
 MODEL = "model.keras"
 METRICS = "metrics.json"
 HISTORY = "history.csv"
+BACKUP = "checkpoints/backup"  # BackupAndRestore's state of an interrupted run
 # Settings that a run resolves itself, so a new request leaving them open still matches.
 RESOLVED = {
     ("version",),
     ("model", "in_channels"),
     ("model", "encoder_weights_md5"),
     ("data", "val_names"),
+    # Hardware layout: a run may resume on other devices or with XLA switched.
+    ("train", "strategy"),
+    ("train", "devices"),
+    ("train", "jit_compile"),
 }
 
 

@@ -20,18 +20,43 @@ import numpy as np
 from unet_tf import __version__
 from unet_tf.callbacks import PredictionImages, lr_schedule
 from unet_tf.config import RunConfig
+from unet_tf.data.border_weights import add_border_weights
+from unet_tf.data.ctc import validation_config
 from unet_tf.data.formats import read_dataset
 from unet_tf.data.pipeline import Prepared, make_dataset, prepare, steps_per_epoch
 from unet_tf.data.sample import Sample
 from unet_tf.data.splits import split_samples
+from unet_tf.distribute import (
+    check_batch,
+    cluster_failures,
+    every_replica,
+    fix_multiworker_fit,
+    lr_factor,
+    make_distribution,
+    replicas_in_sync,
+    shard_by_data,
+    writable_dir,
+)
 from unet_tf.errors import UserError
 from unet_tf.evaluation import evaluate_samples
 from unet_tf.inference import Predictor
 from unet_tf.losses import get_loss
 from unet_tf.metrics import training_metrics
 from unet_tf.models import build_model
-from unet_tf.precision import gpu_available, set_precision
-from unet_tf.rundir import CONFIG, HISTORY, METRICS, MODEL, default_run_dir, open_run_dir
+from unet_tf.models.sm import load_options
+from unet_tf.phases import Phase, reset_start_epoch, training_phases, unfreeze
+from unet_tf.precision import set_precision
+from unet_tf.rundir import (
+    BACKUP,
+    CONFIG,
+    HISTORY,
+    METRICS,
+    MODEL,
+    default_run_dir,
+    open_run_dir,
+)
+from unet_tf.threshold import choose_threshold
+from unet_tf.xla import use_xla
 
 
 @dataclass
@@ -39,13 +64,23 @@ class FitResult:
     run_dir: Path
     metrics: dict
     resumed: bool
+    chief: bool = True  # False on multiworker workers, which write nothing to run_dir
 
 
 def load_training_data(cfg: RunConfig) -> tuple[list[Sample], list[Sample]]:
-    """Training and validation samples: from ``--val`` or split off the training data."""
+    """Training and validation samples, with U-Net border weights if asked for."""
+    train, val = _train_and_val(cfg)
+    if cfg.data.border_weights:
+        add_border_weights(train + val, cfg.data.mask_threshold)
+    return train, val
+
+
+def _train_and_val(cfg: RunConfig) -> tuple[list[Sample], list[Sample]]:
+    """From ``--val``, from CTC ``--val-sequences``, or split off the training data."""
     samples = read_dataset(cfg.data.data, cfg.data)
-    if cfg.data.val:
-        val = read_dataset(cfg.data.val, cfg.data)
+    if cfg.data.val or cfg.data.val_sequences:
+        val_cfg = validation_config(cfg.data) if cfg.data.val_sequences else cfg.data
+        val = read_dataset(cfg.data.val or cfg.data.data, val_cfg)
         if val[0].channels != samples[0].channels:
             raise UserError(
                 f"validation images have {val[0].channels} channel(s), training images "
@@ -56,13 +91,14 @@ def load_training_data(cfg: RunConfig) -> tuple[list[Sample], list[Sample]]:
 
 
 def compile_model(model: keras.Model, cfg: RunConfig, lr: float | None = None) -> None:
-    jit = cfg.train.jit_compile
-    model.compile(
-        optimizer=keras.optimizers.Adam(lr or cfg.train.lr),
-        loss=get_loss(cfg.train),
-        weighted_metrics=training_metrics(),
-        jit_compile=gpu_available() if jit == "auto" else jit == "on",
-    )
+    """Compile in the strategy the model was built in, so the optimizer is mirrored too."""
+    with model.distribute_strategy.scope():
+        model.compile(
+            optimizer=keras.optimizers.Adam((lr or cfg.train.lr) * lr_factor(cfg.train.scale_lr)),
+            loss=get_loss(cfg.train),
+            weighted_metrics=training_metrics(),
+            jit_compile=use_xla(cfg.train.jit_compile, replicas_in_sync(), model.dtype_policy.name),
+        )
 
 
 def fit(
@@ -80,9 +116,14 @@ def fit(
     (reload the best model, score it, write ``metrics.json``).
     """
     cfg.validate()
+    # First: the strategy fixes TensorFlow's devices, and multiworker joins the cluster.
+    dist = make_distribution(cfg.train.strategy, cfg.train.devices)
+    check_batch(cfg.train.batch_size, dist.replicas)
+    if run_dir is None and dist.workers > 1:
+        raise UserError("multiworker training needs --run-dir on storage that all workers share")
     train, val = load_training_data(cfg)
     run_dir = Path(run_dir) if run_dir else default_run_dir()
-    resumed = open_run_dir(run_dir, cfg, overwrite)
+    resumed = open_run_dir(run_dir, cfg, overwrite) if dist.chief else (run_dir / BACKUP).is_dir()
     keras.utils.set_random_seed(cfg.train.seed)
     cfg.train.precision = set_precision(cfg.train.precision)
     cfg.model.in_channels = train[0].channels
@@ -91,21 +132,31 @@ def fit(
     train_items = prepare(train, cfg, resize_to)
     val_items = prepare(val, cfg, resize_to) if val else []
 
-    model = build_compiled_model(cfg)
-    cfg.save(run_dir / CONFIG)
+    with dist.strategy.scope():
+        model = build_compiled_model(cfg)
+    if dist.chief:
+        cfg.save(run_dir / CONFIG)
     log(
         f"{'resuming' if resumed else 'training'} {model.name} ({model.count_params():,} "
         f"parameters) on {len(train)} image(s), validating on {len(val)}; "
-        f"precision {cfg.train.precision}; run directory {run_dir}"
+        f"precision {cfg.train.precision}; {dist.describe()}; run directory {run_dir}"
     )
     started, cpu_started = time.perf_counter(), time.process_time()
-    train_model(model, cfg, run_dir, train_items, val_items, verbose)
+    with writable_dir(run_dir, dist, BACKUP) as out_dir, cluster_failures(dist):
+        train_model(model, cfg, out_dir, train_items, val_items, verbose if dist.chief else 0)
     timing = {
         "train_seconds": round(time.perf_counter() - started, 1),
         "train_cpu_seconds": round(time.process_time() - cpu_started, 1),
+        **dist.summary(),
+        "jit_compile": bool(model.jit_compile),
     }
-    metrics = finish_run(cfg, run_dir, val, timing)
-    return FitResult(run_dir, metrics, resumed)
+    if dist.chief:
+        metrics = finish_run(cfg, run_dir, val, timing)
+    else:
+        metrics = {"validation": None, **timing}
+    with cluster_failures(dist):
+        dist.barrier()  # workers stay in the cluster until the chief has written the run
+    return FitResult(run_dir, metrics, resumed, chief=dist.chief)
 
 
 def build_compiled_model(cfg: RunConfig) -> keras.Model:
@@ -123,27 +174,52 @@ def train_model(
     val_items: list[Prepared],
     verbose: int,
 ) -> None:
-    """Run the Keras fit loop with the run's callbacks."""
-    train_ds = make_dataset(train_items, cfg, training=True)
-    val_ds = make_dataset(val_items, cfg, training=False) if val_items else None
+    """Run the Keras fit loop with the run's callbacks, once per phase.
+
+    With ``--freeze-epochs K`` the encoder trains frozen for K epochs, then every
+    layer is unfrozen and the model recompiled at the fine-tuning LR (see
+    ``unet_tf.phases``, which also explains resuming across the two phases).
+    """
+    train_ds = shard_by_data(make_dataset(train_items, cfg, training=True))
+    val_ds, val_steps = None, None
+    if val_items:
+        val_ds, val_steps = every_replica(
+            model.distribute_strategy, lambda: make_dataset(val_items, cfg, training=False)
+        )
     epochs = cfg.epochs
-    model.fit(
-        train_ds,
-        validation_data=val_ds,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch(len(train_items), cfg),
-        callbacks=make_callbacks(run_dir, cfg, epochs, val_items),
-        verbose=verbose,
-        shuffle=False,  # the dataset shuffles itself
-    )
+    fix_multiworker_fit(model)
+    for phase in training_phases(cfg):
+        if phase.unfreeze:
+            unfreeze(model)
+            compile_model(model, cfg, lr=phase.lr)
+        reset_start_epoch(model)
+        # In the strategy's scope: the LR schedule scales by its replica count, and a
+        # resumed run builds the optimizer's variables when BackupAndRestore loads them.
+        with model.distribute_strategy.scope():
+            model.fit(
+                train_ds,
+                validation_data=val_ds,
+                validation_steps=val_steps,
+                initial_epoch=phase.start,
+                epochs=phase.end,
+                steps_per_epoch=steps_per_epoch(len(train_items), cfg),
+                callbacks=make_callbacks(run_dir, cfg, epochs, val_items, phase),
+                verbose=verbose,
+                shuffle=False,  # the dataset shuffles itself
+            )
 
 
 def finish_run(cfg: RunConfig, run_dir: Path, val: list[Sample], timing: dict) -> dict:
     """Score the best model on the validation images at full size; write metrics.json."""
-    best = keras.saving.load_model(run_dir / MODEL)
-    scores = evaluate_samples(Predictor(best, cfg), val, cfg) if val else None
+    best = keras.saving.load_model(run_dir / MODEL, **load_options(cfg.model.backbone))
+    predictor = Predictor(best, cfg)
+    if cfg.train.threshold == "auto":
+        predictor = choose_threshold(predictor, val, cfg)
+        cfg.save(run_dir / CONFIG)
+    scores = evaluate_samples(predictor, val, cfg) if val else None
     metrics = {
         "validation": scores.summary() if scores else None,
+        "threshold": predictor.threshold,
         "epochs": cfg.epochs,
         **timing,
         "best_epoch": best_epoch(run_dir / HISTORY, "val_dice" if val else "dice"),
@@ -152,11 +228,16 @@ def finish_run(cfg: RunConfig, run_dir: Path, val: list[Sample], timing: dict) -
     return metrics
 
 
-def make_callbacks(run_dir: Path, cfg: RunConfig, epochs: int, val_items: list) -> list:
+def make_callbacks(
+    run_dir: Path, cfg: RunConfig, epochs: int, val_items: list, phase: Phase | None = None
+) -> list:
     monitor = "val_dice" if val_items else "dice"
     checkpoints = run_dir / "checkpoints"
+    phase = phase or training_phases(cfg)[-1]
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(checkpoints / "backup")),
+        keras.callbacks.BackupAndRestore(
+            str(phase.backup_dir(run_dir / BACKUP)), delete_checkpoint=phase.backup is None
+        ),
         keras.callbacks.ModelCheckpoint(
             run_dir / MODEL,
             monitor=monitor,
@@ -166,7 +247,7 @@ def make_callbacks(run_dir: Path, cfg: RunConfig, epochs: int, val_items: list) 
         ),
         keras.callbacks.ModelCheckpoint(checkpoints / "last.weights.h5", save_weights_only=True),
     ]
-    schedule = lr_schedule(cfg.train, epochs)
+    schedule = lr_schedule(phase.train_config(cfg.train), epochs)
     if schedule is not None:
         callbacks.append(schedule)
     callbacks += [

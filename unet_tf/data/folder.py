@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from unet_tf.data.checks import load_all
 from unet_tf.data.io import IMAGE_SUFFIXES, is_image_file, read_image, to_channels, to_label
 from unet_tf.data.sample import Sample
 from unet_tf.errors import UserError, list_some
@@ -97,4 +98,5 @@ def load_pair(image_path: Path, mask_path: Path | None) -> Sample:
 
 def read_folder(root: Path | str, require_masks: bool = True) -> list[Sample]:
     """Read every image (and mask) of a folder dataset into memory."""
-    return [load_pair(i, m) for i, m in pair_files(Path(root), require_masks)]
+    pairs = pair_files(Path(root), require_masks)
+    return load_all(pairs, lambda pair: load_pair(*pair), lambda pair: pair[0].name)

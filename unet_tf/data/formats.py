@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from unet_tf.config import DataConfig
-from unet_tf.data import folder
+from unet_tf.data import ctc, drive, folder, video
 from unet_tf.data.sample import Sample
 from unet_tf.errors import UserError, list_some
 
@@ -20,8 +20,15 @@ Reader = Callable[[Path, DataConfig, bool], list[Sample]]
 
 READERS: dict[str, Reader] = {
     "folder": lambda root, cfg, require_masks: folder.read_folder(root, require_masks),
+    "ctc": ctc.read_ctc,
+    "drive": drive.read_drive,
+    "video": video.read_video,
 }
+# Most specific first: a DRIVE subset also has an images/ folder.
 DETECTORS: list[tuple[str, Callable[[Path], bool]]] = [
+    ("video", video.is_video),
+    ("drive", drive.is_drive_dataset),
+    ("ctc", ctc.is_ctc_dataset),
     ("folder", folder.is_folder_dataset),
 ]
 
@@ -36,8 +43,9 @@ def detect_format(root: Path) -> str:
         if matches(root):
             return name
     raise UserError(
-        f"cannot tell the layout of {root}: expected images/ + masks/ folders "
-        f"(or pass --format, one of {', '.join(READERS)})"
+        f"cannot tell the layout of {root}: expected images/ + masks/ folders, a Cell "
+        "Tracking Challenge root (01/, 01_GT/), a DRIVE folder (images/, 1st_manual/, mask/) "
+        f"or a video (or pass --format, one of {', '.join(READERS)})"
     )
 
 

@@ -57,6 +57,11 @@ def _is_grey(rgb: np.ndarray) -> bool:
 
 
 def _squeeze_to_2d(array: np.ndarray, path: Path) -> np.ndarray:
+    if array.size == 0:  # tifffile returns an empty array for a TIFF with a broken header
+        raise UserError(
+            f"cannot read {path}: it holds no image data; replace or remove the file "
+            "(it may be truncated or corrupt)"
+        )
     array = np.squeeze(array)
     if array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
         array = np.moveaxis(array, 0, -1)  # channel-first TIFF

@@ -12,6 +12,9 @@ import keras
 
 from unet_tf.config import ModelConfig
 from unet_tf.errors import UserError
+from unet_tf.models.encoders import ENCODERS
+from unet_tf.models.pretrained import build_from_config
+from unet_tf.models.sm import MULTIPLE, build_sm_unet
 from unet_tf.models.unet import build_unet, resolve_depth
 
 Builder = Callable[[ModelConfig, int], keras.Model]
@@ -33,11 +36,15 @@ def _scratch(cfg: ModelConfig, input_size: int) -> keras.Model:
     )
 
 
-BUILDERS: dict[str, Builder] = {"none": _scratch}
+BUILDERS: dict[str, Builder] = {
+    "none": _scratch,
+    **{name: build_from_config for name in ENCODERS},
+    "sm": build_sm_unet,  # sm:<name>
+}
 
 
 def backbone_names() -> list[str]:
-    return sorted(BUILDERS)
+    return [n if n != "sm" else "sm:<name>" for n in BUILDERS]
 
 
 def build_model(cfg: ModelConfig, input_size: int) -> keras.Model:
@@ -54,4 +61,8 @@ def build_model(cfg: ModelConfig, input_size: int) -> keras.Model:
 
 def min_input_size(cfg: ModelConfig) -> int:
     """Smallest image side the built network accepts."""
+    if cfg.backbone in ENCODERS:
+        return ENCODERS[cfg.backbone].min_size
+    if cfg.backbone.startswith("sm:"):
+        return MULTIPLE
     return 2 ** ((cfg.depth or 1) + 1)

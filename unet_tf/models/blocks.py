@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from keras import layers
 
+from unet_tf.distribute import replicas_in_sync
 from unet_tf.models.layers import MatchSize
 
 
@@ -20,7 +21,9 @@ def conv_block(
             kernel_initializer=kernel_init,
             name=f"{name}_conv{i}",
         )(x)
-        x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+        # Over several replicas BatchNorm takes its statistics over the global batch.
+        sync = replicas_in_sync() > 1
+        x = layers.BatchNormalization(synchronized=sync, name=f"{name}_bn{i}")(x)
         x = layers.Activation("relu", name=f"{name}_relu{i}")(x)
     if dropout > 0:
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)

@@ -1,0 +1,123 @@
+"""Segmenting a recording frame by frame: mask video, overlay video and an area table.
+
+For a video input ``movie.avi`` it writes, in the output folder:
+
+- ``movie_mask.avi``: the masks as a lossless (FFV1) video, 255 = foreground (class
+  indices for multi-class models); for a TIFF stack input, ``movie_mask.tif``, a
+  multi-page TIFF with one mask per frame instead;
+- ``movie_overlay.mp4``: each frame with its prediction painted on, to watch;
+- ``movie_areas.csv``: per frame, the time, the foreground area in pixels and as a
+  fraction, and the number of objects (8-connected components), which is what a
+  study of a cell's behaviour over a recording plots.
+
+Frames are read, predicted and written one at a time, so recordings of any length fit.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import cv2
+import numpy as np
+import tifffile
+
+from unet_tf.data.video import FrameSource, is_video, match_channels
+from unet_tf.errors import UserError, list_some
+from unet_tf.inference import Predictor, to_mask
+from unet_tf.viz import overlay
+
+MASK_CODECS = ("FFV1", "HFYU", "MJPG")  # lossless first; MJPG only if neither exists
+OVERLAY_CODECS = ("mp4v", "MJPG")
+
+
+def split_videos(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
+    """Separate video files and TIFF stacks from image files and folders."""
+    videos = [p for p in inputs if is_video(p)]
+    return videos, [p for p in inputs if p not in videos]
+
+
+def video_outputs(video: Path, out: Path) -> dict[str, Path]:
+    stem = video.stem
+    stack = video.suffix.lower() in (".tif", ".tiff")
+    return {
+        "mask": out / (f"{stem}_mask.tif" if stack else f"{stem}_mask.avi"),
+        "overlay": out / f"{stem}_overlay.mp4",
+        "areas": out / f"{stem}_areas.csv",
+    }
+
+
+def open_writer(
+    path: Path, codecs: tuple[str, ...], fps: float, size: tuple[int, int], colour: bool
+):
+    """The first codec this OpenCV build can write; ``size`` is (width, height)."""
+    for codec in codecs:
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, size, colour)
+        if writer.isOpened():
+            return writer
+        writer.release()
+    raise UserError(f"OpenCV cannot write {path} with any of {', '.join(codecs)}")
+
+
+class MaskWriter:
+    """Masks to a lossless video, or to a multi-page TIFF for TIFF-stack inputs."""
+
+    def __init__(self, path: Path, fps: float, size: tuple[int, int]):
+        self.path = path
+        if path.suffix == ".tif":
+            self.tiff = tifffile.TiffWriter(path)
+            self.video = None
+        else:
+            self.tiff = None
+            self.video = open_writer(path, MASK_CODECS, fps, size, colour=False)
+
+    def write(self, mask: np.ndarray) -> None:
+        if self.tiff is not None:
+            self.tiff.write(mask, compression="zlib", metadata=None)
+        else:
+            self.video.write(mask)
+
+    def close(self) -> None:
+        if self.tiff is not None:
+            self.tiff.close()
+        else:
+            self.video.release()
+
+
+def predict_video(
+    predictor: Predictor, video: Path, out: Path, overwrite: bool = False
+) -> dict[str, Path]:
+    """Segment every frame of ``video``; return the paths written."""
+    paths = video_outputs(Path(video), Path(out))
+    taken = [p.name for p in paths.values() if p.exists()]
+    if taken and not overwrite:
+        raise UserError(
+            f"{len(taken)} output file(s) already exist in {out}: {list_some(taken)}; "
+            "pass --overwrite or choose another --out"
+        )
+    source = FrameSource(video)
+    out.mkdir(parents=True, exist_ok=True)
+    h, w = source.shape
+    binary = predictor.cfg.model.num_classes == 1
+    masks = MaskWriter(paths["mask"], source.fps, (w, h))
+    overlays = open_writer(paths["overlay"], OVERLAY_CODECS, source.fps, (w, h), colour=True)
+    try:
+        with paths["areas"].open("w", newline="") as handle:
+            table = csv.writer(handle)
+            table.writerow(["frame", "time_s", "foreground_px", "foreground_fraction", "objects"])
+            for index, frame in enumerate(source):
+                frame = match_channels(frame, predictor.in_channels)
+                probs = predictor.predict(frame, f"{video.name} frame {index}")
+                pred = to_mask(probs, predictor.threshold)
+                foreground = (pred > 0).astype(np.uint8)
+                area = int(foreground.sum())
+                objects = cv2.connectedComponents(foreground, connectivity=8)[0] - 1
+                table.writerow(
+                    [index, round(index / source.fps, 4), area, round(area / pred.size, 6), objects]
+                )
+                masks.write(pred * 255 if binary else pred)
+                overlays.write(cv2.cvtColor(overlay(frame, foreground), cv2.COLOR_RGB2BGR))
+    finally:
+        masks.close()
+        overlays.release()
+    return paths
