@@ -5,9 +5,7 @@ Bad input ends in one line on stderr and exit code 2; a traceback means a bug.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -27,26 +25,14 @@ from unet_tf.config import (
     override,
 )
 from unet_tf.errors import UserError
+from unet_tf.quiet import silenced_stderr
 
 CHOICE = lambda values: click.Choice(list(values))  # noqa: E731
 EXISTING = click.Path(path_type=Path)
 
 
-@contextlib.contextmanager
-def _stderr_silenced():
-    """Hide TensorFlow's C++ start-up banners, which no environment variable silences."""
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(null)
-        os.close(saved)
-
-
 def _import_tensorflow() -> None:
-    with _stderr_silenced():
+    with silenced_stderr():
         import keras  # noqa: F401
         import tensorflow  # noqa: F401
 

@@ -19,8 +19,6 @@ with the Keras model; a difference above ``TOLERANCE`` removes the export.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
 import warnings
 from dataclasses import dataclass, field
@@ -32,6 +30,7 @@ import tensorflow as tf
 
 from unet_tf.errors import UserError
 from unet_tf.inference import Predictor
+from unet_tf.quiet import silenced_stderr
 from unet_tf.runtimes import EXPORT_CONFIG, open_export, sidecar_config
 
 TOLERANCE = 1e-3
@@ -218,7 +217,7 @@ def _export_file(predictor: Predictor, fmt: str, out: Path) -> ExportResult:
 
 def _run_export(out: Path, inputs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
     """Reload the export in its runtime and run it on each input."""
-    with _quiet_stderr():
+    with silenced_stderr():
         network = open_export(out)
         return [(x, network(x)) for x in inputs]
 
@@ -236,7 +235,7 @@ def _convert(model: keras.Model, fmt: str, out: Path, side: int | None) -> None:
         model = keras.Model(inputs, model(inputs))
     model(np.zeros((1, side or 32, side or 32, channels), np.float32))  # exporters need a call
     try:
-        with _quiet_stderr(), warnings.catch_warnings():
+        with silenced_stderr(), warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)  # tf2onnx's use of np.object
             model.export(str(out), format=fmt, verbose=False)
     except ImportError as exc:
@@ -244,16 +243,3 @@ def _convert(model: keras.Model, fmt: str, out: Path, side: int | None) -> None:
             f"exporting to {fmt} needs {exc.name or 'extra packages'}; "
             "install them with `pip install unet-tf[export]`"
         ) from None
-
-
-@contextlib.contextmanager
-def _quiet_stderr():
-    """The converters log pages of C++ warnings to file descriptor 2; hide them."""
-    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    os.dup2(null, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(null)
-        os.close(saved)

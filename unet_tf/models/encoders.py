@@ -115,10 +115,11 @@ def md5sum(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_weights(setting: str, spec: EncoderSpec) -> tuple[str | None, str | None]:
-    """The ``weights=`` argument for the constructor and the md5 of a local file.
+def resolve_weights(setting: str, expected: str) -> tuple[str | None, str | None]:
+    """The ``weights=`` argument for an encoder constructor and the md5 of a local file.
 
-    ``setting`` is 'imagenet' (Keras downloads and caches), 'none' or a path.
+    ``setting`` is 'imagenet' (Keras downloads and caches), 'none' or a path;
+    ``expected`` names the file a user should pass, for the error messages.
     """
     if setting == "none":
         return None, None
@@ -128,18 +129,16 @@ def resolve_weights(setting: str, spec: EncoderSpec) -> tuple[str | None, str | 
     if not path.is_file():
         raise UserError(
             f"encoder weights file not found: {path}; pass --encoder-weights imagenet, none "
-            f"or the path of a local {spec.weights_file}"
+            f"or the path of a local {expected}"
         )
     if path.suffix != ".h5":
-        raise UserError(
-            f"encoder weights {path} must be a Keras .h5 file such as {spec.weights_file}"
-        )
+        raise UserError(f"encoder weights {path} must be a Keras .h5 file such as {expected}")
     return str(path), md5sum(path)
 
 
 def load_application(spec: EncoderSpec, setting: str) -> tuple[keras.Model, str | None]:
     """The keras.applications network without its classifier, and its weights' md5."""
-    weights, md5 = resolve_weights(setting, spec)
+    weights, md5 = resolve_weights(setting, spec.weights_file)
     cached = keras_cache_path(spec.weights_file)
     try:
         app = spec.constructor(include_top=False, weights=weights, input_shape=(None, None, 3))

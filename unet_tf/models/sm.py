@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-from pathlib import Path
 from types import ModuleType
 
 import keras
@@ -25,7 +24,7 @@ from keras import layers
 
 from unet_tf.config import ModelConfig
 from unet_tf.errors import UserError
-from unet_tf.models.encoders import md5sum
+from unet_tf.models.encoders import resolve_weights
 from unet_tf.models.input_layers import PadToMultiple, encoder_input
 from unet_tf.models.layers import MatchSize
 
@@ -70,21 +69,6 @@ def check_backbone(sm: ModuleType, name: str) -> None:
         )
 
 
-def sm_weights(setting: str) -> tuple[str | None, str | None]:
-    """segmentation-models' ``encoder_weights`` argument and the md5 of a local file."""
-    if setting == "none":
-        return None, None
-    if setting == "imagenet":
-        return "imagenet", None
-    path = Path(setting).expanduser()
-    if not path.is_file():
-        raise UserError(
-            f"encoder weights file not found: {path}; pass --encoder-weights imagenet, none "
-            "or a local .h5 file of the backbone's ImageNet weights"
-        )
-    return str(path), md5sum(path)
-
-
 def build_sm_unet(cfg: ModelConfig, input_size: int) -> keras.Model:
     """The registry's builder for ``sm:<name>``; records depth and the weights' md5."""
     sm = import_sm()
@@ -92,7 +76,9 @@ def build_sm_unet(cfg: ModelConfig, input_size: int) -> keras.Model:
     check_backbone(sm, name)
     if input_size < MULTIPLE:
         raise UserError(f"--size/--patch {input_size} is too small; sm backbones need 32 px")
-    weights, cfg.encoder_weights_md5 = sm_weights(cfg.encoder_weights)
+    weights, cfg.encoder_weights_md5 = resolve_weights(
+        cfg.encoder_weights, "Keras .h5 file of the backbone's ImageNet weights"
+    )
     inputs = keras.Input((None, None, cfg.in_channels), name="image")
     x = encoder_input(
         inputs, cfg.in_channels, cfg.input_adapter, sm.get_preprocessing(name), cfg.backbone
