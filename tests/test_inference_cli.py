@@ -121,8 +121,6 @@ def test_evaluate_ctc_reports_seg_next_to_pixel_scores(patch_run, tmp_path, caps
 @pytest.mark.shared
 def test_evaluate_drive_scores_inside_the_fov(tmp_path, capsys):
     """The real DRIVE reader with FOV masks, scored by an untrained RGB U-Net."""
-    import keras
-
     from unet_tf.models.unet import build_unet
 
     drive = shared_path("data", "drive", "training")
@@ -140,7 +138,6 @@ def test_evaluate_drive_scores_inside_the_fov(tmp_path, capsys):
     }  # fmt: skip
     assert len(result["images"]) == 20
     assert 0.0 <= result["dataset"]["auc"] <= 1.0
-    keras.backend.clear_session()
 
 
 def test_fit_and_evaluate_on_a_drive_layout_report_fov_metrics(tmp_path, capsys):
