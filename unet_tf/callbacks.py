@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from unet_tf.config import TrainConfig
 from unet_tf.distribute import lr_factor
+from unet_tf.viz import contrast_stretch
 
 
 def lr_schedule(cfg: TrainConfig, epochs: int) -> keras.callbacks.Callback | None:
@@ -61,6 +62,4 @@ class PredictionImages(keras.callbacks.Callback):
 
 def _grey(x: np.ndarray) -> np.ndarray:
     """An (H, W, C) image as a contrast-stretched [0, 1] single channel for display."""
-    x = x.mean(axis=-1, keepdims=True) if x.shape[-1] > 1 else x
-    lo, hi = np.percentile(x, [1, 99])
-    return np.clip((x - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32)
+    return contrast_stretch(x.mean(axis=-1, keepdims=True) if x.shape[-1] > 1 else x)

@@ -27,6 +27,7 @@ from unet_tf.data.sample import Sample
 from unet_tf.errors import UserError, list_some
 from unet_tf.evaluation import Evaluation
 from unet_tf.inference import Predictor, to_mask
+from unet_tf.rundir import read_history
 from unet_tf.viz import panel
 
 PANEL_MAX_SIDE = 2048  # larger panels are shrunk: a 10k-pixel-wide PNG helps nobody
@@ -168,15 +169,6 @@ def plot_histogram(path: Path, evaluation: Evaluation, predictor: Predictor) -> 
     figure.tight_layout()
     figure.savefig(path)
     return path
-
-
-def read_history(path: Path) -> dict[str, np.ndarray]:
-    """Columns of a Keras CSVLogger file as float arrays."""
-    with path.open() as f:
-        rows = [r for r in csv.DictReader(f) if r]
-    if not rows:
-        return {}
-    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0] if k}
 
 
 def plot_curves(path: Path, history: Path) -> Path | None:

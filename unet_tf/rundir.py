@@ -7,10 +7,13 @@ is only replaced with ``--overwrite``.
 
 from __future__ import annotations
 
+import csv
 import shutil
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from unet_tf.config import RunConfig
 from unet_tf.errors import UserError
@@ -81,3 +84,14 @@ def _diff(saved: Any, requested: Any, path: tuple[str, ...], out: list[str]) -> 
     if path in RESOLVED or requested is None or requested == "auto" or saved == requested:
         return
     out.append(f"{'.'.join(path)}: {saved!r} saved, {requested!r} requested")
+
+
+def read_history(path: Path) -> dict[str, np.ndarray]:
+    """Columns of a Keras CSVLogger file as float arrays ({} when there is none yet)."""
+    if not path.exists():
+        return {}
+    with path.open() as f:
+        rows = [r for r in csv.DictReader(f) if r]
+    if not rows:
+        return {}
+    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0] if k}

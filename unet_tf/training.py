@@ -54,6 +54,7 @@ from unet_tf.rundir import (
     MODEL,
     default_run_dir,
     open_run_dir,
+    read_history,
 )
 from unet_tf.threshold import choose_threshold
 from unet_tf.xla import use_xla
@@ -266,25 +267,12 @@ def make_callbacks(
     return callbacks
 
 
-def _history_column(path: Path, column: str) -> list[float]:
-    if not path.exists():
-        return []
-    lines = path.read_text().splitlines()
-    if len(lines) < 2:
-        return []
-    header = lines[0].split(",")
-    if column not in header:
-        return []
-    i = header.index(column)
-    return [float(row.split(",")[i]) for row in lines[1:] if row]
-
-
 def previous_best(history: Path, column: str) -> float | None:
     """Best score of an interrupted run, so a resumed run does not save a worse model."""
-    values = _history_column(history, column)
-    return max(values) if values else None
+    values = read_history(history).get(column)
+    return float(values.max()) if values is not None else None
 
 
 def best_epoch(history: Path, column: str) -> int | None:
-    values = _history_column(history, column)
-    return int(np.argmax(values)) + 1 if values else None
+    values = read_history(history).get(column)
+    return int(np.argmax(values)) + 1 if values is not None else None

@@ -14,12 +14,18 @@ TP, FP, FN, PRED = (40, 200, 60), (230, 40, 200), (40, 210, 230), (250, 220, 30)
 TITLE_HEIGHT = 22
 
 
+def contrast_stretch(image: np.ndarray) -> np.ndarray:
+    """Map the 1st-99th percentile of ``image`` to [0, 1] (float32, clipped)."""
+    image = np.asarray(image, np.float32)
+    lo, hi = np.percentile(image, [1, 99])
+    return np.clip((image - lo) / max(hi - lo, 1e-6), 0, 1).astype(np.float32)
+
+
 def display_rgb(image: np.ndarray) -> np.ndarray:
     """Contrast-stretch any (H, W[, C]) image to uint8 RGB (1st-99th percentile)."""
-    image = np.asarray(image, np.float32)
+    image = np.asarray(image)
     image = image[..., None] if image.ndim == 2 else image[..., :3]
-    lo, hi = np.percentile(image, [1, 99])
-    scaled = np.clip((image - lo) / max(hi - lo, 1e-6) * 255, 0, 255).astype(np.uint8)
+    scaled = (contrast_stretch(image) * 255).astype(np.uint8)
     return np.repeat(scaled, 3, axis=-1) if scaled.shape[-1] == 1 else scaled
 
 
