@@ -49,17 +49,26 @@ def test_differences_ignore_resolved_fields():
 def test_run_dir_rules(tmp_path):
     run = tmp_path / "run"
     cfg = RunConfig()
-    assert open_run_dir(run, cfg, overwrite=False) is False
+    with open_run_dir(run, cfg, overwrite=False) as opened:
+        assert (opened.work, opened.resumed) == (run, False)
     cfg.save(run / "config.yaml")
-    assert open_run_dir(run, cfg, overwrite=False) is True  # unfinished: resume
+    with open_run_dir(run, cfg, overwrite=False) as opened:
+        assert opened.resumed  # unfinished: resume
     (run / "metrics.json").write_text("{}")
-    with pytest.raises(UserError, match="already holds a finished run"):
-        open_run_dir(run, cfg, overwrite=False)
-    assert open_run_dir(run, cfg, overwrite=True) is False
+    with (
+        pytest.raises(UserError, match="already holds a finished run"),
+        open_run_dir(run, cfg, False),
+    ):
+        pass
+    with open_run_dir(run, cfg, overwrite=True) as opened:
+        # the replacement is staged beside the finished run, which survives until publish
+        assert opened.work != run and not opened.resumed
+        assert (run / "metrics.json").exists()
+        opened.publish()
     assert not (run / "metrics.json").exists()
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    with pytest.raises(UserError, match="not a unet-tf run"):
-        open_run_dir(other, cfg, overwrite=False)
+    with pytest.raises(UserError, match="not a unet-tf run"), open_run_dir(other, cfg, False):
+        pass
     assert (other / "notes.txt").read_text() == "mine"

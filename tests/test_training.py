@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import copy
 import csv
+import errno
+import json
+from types import SimpleNamespace
 
 import keras
 import numpy as np
 import pytest
 from conftest import write_folder_dataset
 
+import unet_tf.checkpoints as checkpoints
 import unet_tf.training as training
 from unet_tf.callbacks import step_lr
+from unet_tf.checkpoints import Backup, Restored, restore_backup
 from unet_tf.errors import UserError
 from unet_tf.inference import load_predictor
+from unet_tf.rundir import read_history as read_columns
 
 
 def read_history(run_dir):
@@ -87,3 +93,70 @@ def test_patch_trained_model_rejects_too_small_images(tmp_path, tiny_config):
     assert predictor.predict(np.zeros((40, 50), np.uint8)).shape == (40, 50, 1)
     with pytest.raises(UserError, match=r"tiny.png is 5x6 px, smaller than the 8 px"):
         predictor.predict(np.zeros((6, 5), np.uint8), "tiny.png")
+
+
+def tiny_model(tiny_config):
+    cfg = tiny_config()
+    cfg.model.in_channels = 1
+    model = training.build_compiled_model(cfg)
+    model.optimizer.build(model.trainable_variables)
+    return model
+
+
+def test_backup_slots_rotate_and_a_damaged_newest_falls_back(tmp_path, tiny_config, capsys):
+    model = tiny_model(tiny_config)
+    backup_dir = tmp_path / "backup"
+    backup = Backup(backup_dir)
+    backup.set_model(model)
+    for epoch in range(3):
+        backup.on_epoch_end(epoch)
+    assert json.loads((backup_dir / "training_metadata.json").read_text()) == {
+        "epoch": 3,
+        "slot": "slot-0",
+    }
+    assert restore_backup(model, backup_dir) == Restored(3, "slot-0")
+    (backup_dir / "slot-0" / "state.weights.h5").write_bytes(b"")
+    assert restore_backup(model, backup_dir) == Restored(2, "slot-1")
+    assert "cannot read the backup in" in capsys.readouterr().err
+    # The next backup replaces the damaged slot, not the one training resumed from.
+    resumed = Backup(backup_dir, Restored(2, "slot-1"))
+    resumed.set_model(model)
+    resumed.on_epoch_end(2)
+    assert restore_backup(model, backup_dir) == Restored(3, "slot-0")
+    for slot in ("slot-0", "slot-1"):
+        (backup_dir / slot / "state.weights.h5").write_bytes(b"")
+    with pytest.raises(UserError, match=r"no backup in .*backup can be read .*--overwrite"):
+        restore_backup(model, backup_dir)
+
+
+def test_an_older_versions_backup_resumes(tmp_path, tiny_config):
+    """Runs interrupted before the slots existed hold Keras' BackupAndRestore files."""
+    model = tiny_model(tiny_config)
+    model.save_weights(tmp_path / "latest.weights.h5")
+    (tmp_path / "training_metadata.json").write_text('{"epoch": 4, "batch": 0}')
+    assert restore_backup(model, tmp_path) == Restored(4, None)
+    assert restore_backup(model, tmp_path / "none") is None
+
+
+def test_weights_are_written_only_when_the_disk_has_room(tmp_path, tiny_config, monkeypatch):
+    """HDF5 segfaults when the disk fills under it; a clear ENOSPC comes first instead."""
+    model = tiny_model(tiny_config)
+    path = tmp_path / "last.weights.h5"
+    checkpoints.save_weights(model, path)
+    assert checkpoints.weights_file_bytes(model) > path.stat().st_size
+    monkeypatch.setattr(checkpoints.shutil, "disk_usage", lambda _: SimpleNamespace(free=10**5))
+    with pytest.raises(OSError) as info:
+        checkpoints.save_weights(model, tmp_path / "more.weights.h5")
+    assert info.value.errno == errno.ENOSPC and info.value.filename == str(tmp_path)
+    assert not (tmp_path / "more.weights.h5").exists()
+
+
+def test_history_of_a_run_without_validation_reads_without_na(tmp_path):
+    """Keras' CSVLogger wrote NA for validation scores a run without validation lacks."""
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,dice,loss,val_dice,val_loss\n0,0.5,0.9,NA,NA\n1,0.7,0.8,NA,NA\n")
+    columns = read_columns(history)
+    assert sorted(columns) == ["dice", "epoch", "loss"]
+    assert training.previous_best(history, "dice", before=1) == 0.5
+    assert training.previous_best(history, "val_dice", before=2) is None
+    assert training.best_epoch(history, "dice") == 2

@@ -5,12 +5,16 @@ Bad input ends in one line on stderr and exit code 2; a traceback means a bug.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
+from unet_tf.atomic import atomic_write_text
 from unet_tf.config import (
     ANNOTATIONS,
     FORMATS,
@@ -24,8 +28,10 @@ from unet_tf.config import (
     RunConfig,
     override,
 )
-from unet_tf.errors import UserError
+from unet_tf.data.checks import DataWarning
+from unet_tf.errors import UserError, os_error_message
 from unet_tf.quiet import silenced_stderr
+from unet_tf.rundir import check_output_file, check_writable
 
 CHOICE = lambda values: click.Choice(list(values))  # noqa: E731
 EXISTING = click.Path(path_type=Path)
@@ -345,8 +351,10 @@ def evaluate(model, data, fmt, mask_threshold, json_out, report_dir, overwrite, 
     from unet_tf.postprocess import InstanceOptions
     from unet_tf.report import ReportWriter
 
-    if json_out and json_out.exists() and not overwrite:
-        raise UserError(f"{json_out} already exists; pass --overwrite or choose another --json")
+    if json_out:
+        check_output_file(json_out, "--json", overwrite)
+    if report_dir:
+        check_writable(report_dir, "--report")
     options, instances = _inference(opts)
     predictor = load_predictor(model, options)
     cfg = predictor.cfg
@@ -370,8 +378,7 @@ def evaluate(model, data, fmt, mask_threshold, json_out, report_dir, overwrite, 
         files = report.finish(result, f"Evaluation of {model} on {root}")
         click.echo(f"report written to {report_dir} ({len(files)} files)")
     if json_out:
-        json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(json.dumps(result.to_json(), indent=2))
+        atomic_write_text(json_out, json.dumps(result.to_json(), indent=2))
         click.echo(f"scores written to {json_out}")
 
 
@@ -396,6 +403,7 @@ def predict(model, inputs, out, overwrite, **opts) -> None:
     from unet_tf.predict_files import check_free, collect_inputs, write_instances, write_prediction
     from unet_tf.video_predict import predict_video, split_videos
 
+    check_writable(out, "--out")
     options, instances = _inference(opts)
     predictor = load_predictor(model, options)
     videos, inputs = split_videos(list(inputs))
@@ -453,7 +461,7 @@ def export(model, out, fmt, overwrite) -> None:
     from unet_tf.export import export_model
     from unet_tf.inference import load_predictor
 
-    result = export_model(load_predictor(model), fmt, out, overwrite)
+    result = export_model(load_predictor(model), fmt, out, overwrite, protected=[model])
     click.echo(
         f"exported {fmt} to {out}; reloaded with {result.runtime} and checked: "
         f"max |difference| {result.max_difference:.2e}"
@@ -503,10 +511,32 @@ def augment_preview(config_file, rows, cols, seed, out, overwrite, **opts) -> No
     click.echo(f"wrote {write_preview(cfg, out, rows, cols, overwrite)}")
 
 
+@contextlib.contextmanager
+def _data_warnings_as_lines() -> Iterator[None]:
+    """Print each distinct :class:`DataWarning` once, as one ``warning:`` line on stderr.
+
+    Python's own format adds the file and line of the library code that warned,
+    which means nothing to a user; other warnings keep that format.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("default", DataWarning)
+        show = warnings.showwarning
+
+        def show_line(message, category, filename, lineno, file=None, line=None) -> None:
+            if issubclass(category, DataWarning):
+                click.echo(f"warning: {message}", err=True)
+            else:
+                show(message, category, filename, lineno, file, line)
+
+        warnings.showwarning = show_line
+        yield
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the CLI, turning bad input into one line and exit code 2."""
     try:
-        cli.main(args=argv, prog_name="unet-tf", standalone_mode=False)
+        with _data_warnings_as_lines():
+            cli.main(args=argv, prog_name="unet-tf", standalone_mode=False)
     except UserError as exc:
         click.echo(f"error: {exc}", err=True)
         return 2
@@ -515,6 +545,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()}", err=True)
+        return 2
+    except OSError as exc:
+        message = os_error_message(exc)
+        if message is None:
+            raise
+        click.echo(f"error: {message}", err=True)
         return 2
     return 0
 

@@ -10,6 +10,7 @@ with their resolved values, so the file records what actually ran.
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from unet_tf.atomic import atomic_write_text
 from unet_tf.errors import UserError
 
 LOSSES = ("bce", "weighted-bce", "focal", "dice", "dice-focal", "focal-logdice")
@@ -178,6 +180,7 @@ class RunConfig:
                 "--freeze keeps the encoder frozen throughout and --freeze-epochs K unfreezes "
                 "it after K epochs; choose one",
             ),
+            (self.epochs >= 1, "epochs (--epochs) must be at least 1"),
             (
                 0 <= self.model.freeze_epochs < self.epochs,
                 f"freeze_epochs must be in [0, {self.epochs}) (the epochs); "
@@ -205,18 +208,28 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def save(self, path: Path) -> None:
-        path.write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
+        atomic_write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> RunConfig:
+        """Build from plain data, checking every key and value type against the fields."""
         return _build(cls, raw or {}, source)
 
     @classmethod
     def load(cls, path: Path) -> RunConfig:
+        path = Path(path)
         try:
-            raw = yaml.safe_load(Path(path).read_text())
+            raw = yaml.safe_load(path.read_text())
         except FileNotFoundError:
             raise UserError(f"config file not found: {path}") from None
+        except IsADirectoryError:
+            raise UserError(
+                f"{path} is a folder; pass a config file, e.g. {path / 'config.yaml'}"
+            ) from None
+        except UnicodeDecodeError:
+            raise UserError(
+                f"{path} is not a text file; pass a YAML config such as a run's config.yaml"
+            ) from None
         except yaml.YAMLError as exc:
             raise UserError(f"{path} is not valid YAML: {exc}".splitlines()[0]) from None
         if not isinstance(raw, dict):
@@ -225,10 +238,17 @@ class RunConfig:
 
 
 def _build(cls: type, raw: dict[str, Any], source: str) -> Any:
-    """Build a (nested) dataclass from a dict, naming any key that does not exist."""
+    """Build a (nested) dataclass from a dict, naming any key or value that does not fit.
+
+    A hand-edited YAML file is the one input the CLI's option types never see, so each
+    value is checked against its field's type hint here, before it can fail deep in
+    training with a traceback.
+    """
+    if not isinstance(raw, dict):
+        raise UserError(f"{source} must be a mapping of {cls.__name__} settings, not {raw!r:.60}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(raw) - names)
+    unknown = sorted(str(key) for key in set(raw) - names)
     if unknown:
         raise UserError(
             f"{source}: unknown setting(s) {', '.join(unknown)} in {cls.__name__}; "
@@ -237,10 +257,68 @@ def _build(cls: type, raw: dict[str, Any], source: str) -> Any:
     kwargs = {}
     for key, value in raw.items():
         hint = hints[key]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            value = _build(hint, value, f"{source}:{key}")
-        kwargs[key] = value
+        if dataclasses.is_dataclass(hint):
+            kwargs[key] = _build(hint, value or {}, f"{source}:{key}")
+            continue
+        try:
+            kwargs[key] = coerce(value, hint)
+        except ValueError:
+            numeric = "; quoted numbers such as '10' or '1e-3' are accepted"
+            raise UserError(
+                f"{source}: {key} must be {describe_type(hint)}, not {value!r:.60}"
+                f"{numeric if _is_numeric(hint) else ''}"
+            ) from None
     return cls(**kwargs)
+
+
+def coerce(value: Any, hint: Any) -> Any:
+    """``value`` as the type ``hint`` names, or ValueError when it cannot be one.
+
+    YAML 1.1 reads ``1e-3`` (no dot) and quoted numbers as text, so numeric text is
+    read as a number; a number where text is expected becomes text (a data folder
+    named 2024). Booleans are never numbers, nor numbers booleans.
+    """
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if hint is type(None) and value is None:
+        return None
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:  # in declared order: float | str reads "0.5" as a number
+            try:
+                return coerce(value, arg)
+            except ValueError:
+                continue
+    elif origin is list and isinstance(value, list):
+        return [coerce(item, args[0]) for item in value]
+    elif origin is dict and isinstance(value, dict):
+        return {coerce(k, args[0]): coerce(v, args[1]) for k, v in value.items()}
+    elif hint is bool and isinstance(value, bool):
+        return value
+    elif hint in (int, float) and isinstance(value, (int, float, str)):
+        if isinstance(value, bool) or (hint is int and isinstance(value, float)):
+            raise ValueError(value)
+        return hint(value.strip() if isinstance(value, str) else value)
+    elif hint is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(value)
+
+
+def describe_type(hint: Any) -> str:
+    """A type hint in the words of an error message."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(describe_type(arg) for arg in args)
+    if typing.get_origin(hint) is list:
+        return f"a list (each item {describe_type(args[0])})"
+    if typing.get_origin(hint) is dict:
+        return "a mapping"
+    names = {bool: "true or false", int: "a whole number", float: "a number", str: "text"}
+    return "null" if hint is type(None) else names.get(hint, "anything")
+
+
+def _is_numeric(hint: Any) -> bool:
+    return hint in (int, float) or any(_is_numeric(arg) for arg in typing.get_args(hint))
 
 
 def override(cfg: RunConfig, section: str, **values: Any) -> None:

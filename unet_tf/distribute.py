@@ -29,6 +29,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from unet_tf.atomic import TMP_PREFIX
 from unet_tf.config import STRATEGIES
 from unet_tf.errors import UserError
 
@@ -337,7 +338,10 @@ def writable_dir(run_dir: Path, dist: Distribution, backup: str) -> Iterator[Pat
     tmp = Path(tempfile.mkdtemp(prefix=f"unet-tf-{dist.task.type}{dist.task.index}-"))
     try:
         if (run_dir / backup).is_dir():
-            shutil.copytree(run_dir / backup, tmp / backup)
+            # a killed chief's temporaries may vanish while we copy; they hold nothing
+            shutil.copytree(
+                run_dir / backup, tmp / backup, ignore=shutil.ignore_patterns(f"{TMP_PREFIX}*")
+            )
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

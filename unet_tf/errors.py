@@ -4,6 +4,7 @@ The CLI prints these as a single line and exits with code 2; anything else is a 
 and keeps its traceback.
 """
 
+import errno
 from collections.abc import Sequence
 
 
@@ -16,3 +17,23 @@ def list_some(items: Sequence[object], limit: int = 5) -> str:
     shown = ", ".join(str(i) for i in items[:limit])
     rest = len(items) - limit
     return f"{shown} (and {rest} more)" if rest > 0 else shown
+
+
+# Failures of the machine, not of the program: the user can fix them by freeing space
+# or choosing another folder, so they are reported in one line, not as a traceback.
+ENVIRONMENT_ERRNOS = {
+    errno.ENOSPC: "the disk is full; free some space or write elsewhere",
+    errno.EDQUOT: "the disk quota is exceeded; free some space or write elsewhere",
+    errno.EROFS: "the file system is read-only; choose a writable location",
+    errno.EACCES: "permission denied; choose a location you can write to",
+    errno.EPERM: "operation not permitted; choose a location you can write to",
+}
+
+
+def os_error_message(exc: OSError) -> str | None:
+    """One line for an environment failure (disk full, read-only, no permission), else None."""
+    hint = ENVIRONMENT_ERRNOS.get(exc.errno)
+    if hint is None:
+        return None
+    where = f"cannot write {exc.filename}: " if exc.filename else ""
+    return f"{where}{hint}"

@@ -19,8 +19,8 @@ with the Keras model; a difference above ``TOLERANCE`` removes the export.
 
 from __future__ import annotations
 
-import shutil
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,9 +28,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from unet_tf.atomic import atomic_path
 from unet_tf.errors import UserError
 from unet_tf.inference import Predictor
 from unet_tf.quiet import silenced_stderr
+from unet_tf.rundir import check_replaceable, check_writable, write_marker
 from unet_tf.runtimes import EXPORT_CONFIG, open_export, sidecar_config
 
 TOLERANCE = 1e-3
@@ -52,26 +54,54 @@ class ExportResult:
 
 
 def export_model(
-    predictor: Predictor, fmt: str, out: Path, overwrite: bool = False
+    predictor: Predictor,
+    fmt: str,
+    out: Path,
+    overwrite: bool = False,
+    protected: Iterable[Path | str | None] = (),
 ) -> ExportResult:
-    """Write ``predictor``'s network as ``fmt`` to ``out``, reload it and compare."""
+    """Write ``predictor``'s network as ``fmt`` to ``out``, reload it and compare.
+
+    The export is built under a temporary name and moves to ``out`` only once it has
+    been verified, so a failed or killed export leaves any previous one intact.
+    ``protected`` (the model being exported) is never replaced.
+    """
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}; choose one of {', '.join(FORMATS)}")
     out = Path(out)
+    _check_out(out, fmt, overwrite, protected)
     if fmt == "savedmodel":
-        worst = export_savedmodel(predictor, out, overwrite)
+        worst = export_savedmodel(predictor, out)
         return ExportResult(out, worst, RUNTIMES[fmt])
-    suffix = SUFFIXES[fmt]
-    if out.suffix.lower() != suffix:
-        raise UserError(f"--out for {fmt} must end in {suffix}, e.g. model{suffix}")
     _keras_model(predictor)
-    _make_room(out, overwrite)
-    try:
-        return _export_file(predictor, fmt, out)
-    except BaseException:
-        for path in (out, sidecar_config(out)):
-            path.unlink(missing_ok=True)
-        raise
+    with atomic_path(out) as tmp:
+        result = _export_file(predictor, fmt, tmp)
+        with atomic_path(sidecar_config(out)) as config_tmp:
+            predictor.cfg.save(config_tmp)
+    return ExportResult(out, result.max_difference, result.runtime, result.notes)
+
+
+def _check_out(out: Path, fmt: str, overwrite: bool, protected: Iterable) -> None:
+    """Refuse an ``--out`` that exists unless ``--overwrite`` may replace it."""
+    check_writable(out.parent, "--out")
+    if fmt != "savedmodel":
+        suffix = SUFFIXES[fmt]
+        if out.suffix.lower() != suffix:
+            raise UserError(f"--out for {fmt} must end in {suffix}, e.g. model{suffix}")
+        if out.is_dir():
+            raise UserError(f"--out {out} is a folder; name the {suffix} file to create")
+    exists = out.exists() and (out.is_file() or any(out.iterdir()))
+    if exists and not overwrite:
+        raise UserError(f"{out} already exists; pass --overwrite or choose another --out")
+    if fmt == "savedmodel":
+        if out.is_file():
+            raise UserError(f"--out {out} is a file; a SavedModel is a folder: choose a new name")
+        if exists:
+            check_replaceable(out, "export", "--out", protected)
+    else:
+        for path in protected:
+            if path is not None and Path(path).resolve() == out.resolve():
+                raise UserError(f"--out {out} is the model being exported; choose another --out")
 
 
 def _keras_model(predictor: Predictor) -> keras.Model:
@@ -80,14 +110,6 @@ def _keras_model(predictor: Predictor) -> keras.Model:
             "this model is already an export; export from a run directory or .keras file"
         )
     return predictor.network
-
-
-def _make_room(out: Path, overwrite: bool) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        if not overwrite:
-            raise UserError(f"{out} already exists; pass --overwrite or choose another --out")
-        shutil.rmtree(out) if out.is_dir() else out.unlink()
-    out.parent.mkdir(parents=True, exist_ok=True)
 
 
 def serving_function(model: keras.Model, resize_to: int | None):
@@ -105,11 +127,9 @@ def serving_function(model: keras.Model, resize_to: int | None):
     return serve
 
 
-def export_savedmodel(predictor: Predictor, out: Path, overwrite: bool = False) -> float:
+def export_savedmodel(predictor: Predictor, out: Path) -> float:
     """Write the SavedModel, verify it, and return the largest difference seen."""
     model = _keras_model(predictor)
-    out = Path(out)
-    _make_room(out, overwrite)
     channels = predictor.in_channels
     serve = serving_function(model, predictor.resize_to)
     spec = lambda dtype: [tf.TensorSpec([None, None, None, channels], dtype)]  # noqa: E731
@@ -123,13 +143,12 @@ def export_savedmodel(predictor: Predictor, out: Path, overwrite: bool = False) 
         lambda x: tf.cast(model(x, training=False), tf.float32),
         input_signature=spec(tf.float32),
     )
-    archive.write_out(str(out), verbose=False)
-    predictor.cfg.save(out / EXPORT_CONFIG)
-    try:
-        return verify_export(predictor, out)
-    except UserError:
-        shutil.rmtree(out)
-        raise
+    with atomic_path(Path(out)) as tmp:
+        archive.write_out(str(tmp), verbose=False)
+        predictor.cfg.save(tmp / EXPORT_CONFIG)
+        write_marker(tmp, "export")
+        worst = verify_export(predictor, tmp)
+    return worst
 
 
 def verify_export(predictor: Predictor, out: Path) -> float:
@@ -154,7 +173,7 @@ def _check(worst: float, out: Path) -> None:
     if worst > TOLERANCE:
         raise UserError(
             f"the export at {out} differs from the Keras model by {worst:.2e} "
-            f"(more than {TOLERANCE:.0e}); it was removed. Please report this as a bug"
+            f"(more than {TOLERANCE:.0e}); it was not kept. Please report this as a bug"
         )
 
 
@@ -211,7 +230,6 @@ def _export_file(predictor: Predictor, fmt: str, out: Path) -> ExportResult:
             "trained in mixed precision: the export computes in float32, which differs from "
             f"the bfloat16 Keras model by at most {drift:.2e} on the check images"
         )
-    predictor.cfg.save(sidecar_config(out))
     return ExportResult(out, worst, RUNTIMES[fmt], notes)
 
 

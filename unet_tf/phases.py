@@ -5,12 +5,12 @@ wreck the pretrained features; then every layer is unfrozen and training continu
 from epoch K at a lower learning rate (``fine_tune_lr``, default LR/10) with a new
 optimizer. Without ``freeze_epochs`` there is one phase, exactly the plain fit.
 
-Resuming: each phase has its own BackupAndRestore folder, because the optimizers
-of the two phases hold different variables. The frozen phase's folder sits inside
-the run's backup folder and is kept when the phase ends, so a run interrupted in
-the fine-tuning phase replays the frozen phase as zero epochs (restoring its final
-weights) and then restores the fine-tuning state. Finishing the last phase removes
-the whole backup folder, the frozen phase's with it.
+Resuming: each phase has its own backup folder (``unet_tf.checkpoints``), because
+the optimizers of the two phases hold different variables. The frozen phase's folder
+sits inside the run's backup folder and is kept when the phase ends, so a run
+interrupted in the fine-tuning phase restores the frozen phase's final state, skips
+that phase, and then restores the fine-tuning state. The whole backup folder, the
+frozen phase's with it, is removed once the run's metrics.json is written.
 """
 
 from __future__ import annotations
@@ -62,13 +62,3 @@ def training_phases(cfg: RunConfig) -> list[Phase]:
 def unfreeze(model: keras.Model) -> None:
     """Make every layer trainable; BatchNorm layers go back to batch statistics."""
     model.trainable = True
-
-
-def reset_start_epoch(model: keras.Model) -> None:
-    """Forget the epoch a BackupAndRestore restored.
-
-    The callback stores it in the model's private ``_initial_epoch`` and Keras never
-    clears it, so a frozen phase resumed at epoch 1 of 3 would start the next phase
-    at epoch 1 instead of 3. Each phase passes its own ``initial_epoch`` instead.
-    """
-    model._initial_epoch = None

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from unet_tf.atomic import atomic_path
 from unet_tf.data.folder import is_folder_dataset, list_images, read_folder
 from unet_tf.data.io import is_image_file, read_image, to_channels, write_png
 from unet_tf.data.sample import Sample
@@ -84,7 +85,8 @@ def write_prediction(
     if probs.shape[-1] == 1:
         write_png(paths["prob"], np.round(np.clip(probs[..., 0], 0, 1) * 65535).astype(np.uint16))
     else:
-        tifffile.imwrite(paths["prob"], probs.astype(np.float32))
+        with atomic_path(paths["prob"]) as tmp:
+            tifffile.imwrite(tmp, probs.astype(np.float32))
     write_png(paths["panel"], panel(sample.image, pred, truth))
 
 

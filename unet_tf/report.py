@@ -21,6 +21,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from unet_tf.atomic import atomic_path, atomic_write_text
 from unet_tf.data.io import write_png
 from unet_tf.data.pipeline import make_target
 from unet_tf.data.sample import Sample
@@ -75,7 +76,7 @@ class ReportWriter:
         if curves:
             written.append(curves)
         report = self.out / "report.md"
-        report.write_text(markdown(evaluation, title, self.predictor, curves, self.panels))
+        atomic_write_text(report, markdown(evaluation, title, self.predictor, curves, self.panels))
         return [report, *written, *self.panels]
 
 
@@ -98,7 +99,7 @@ def _summary_rows(evaluation: Evaluation) -> list[tuple[str, dict]]:
 
 def write_csv(path: Path, evaluation: Evaluation) -> Path:
     columns = evaluation.columns
-    with path.open("w", newline="") as f:
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["image", *columns])
         for row in evaluation.images:
@@ -167,7 +168,8 @@ def plot_histogram(path: Path, evaluation: Evaluation, predictor: Predictor) -> 
     ax.set_title("How certain is the model? (true foreground vs true background)")
     ax.legend(loc="best")
     figure.tight_layout()
-    figure.savefig(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
     return path
 
 
@@ -193,5 +195,6 @@ def plot_curves(path: Path, history: Path) -> Path | None:
         ax.grid(alpha=0.3)
         ax.legend()
     figure.tight_layout()
-    figure.savefig(path)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png")
     return path

@@ -11,14 +11,24 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
 import numpy as np
 
 from unet_tf import __version__
+from unet_tf.atomic import atomic_write_text, remove_stale_temporaries
 from unet_tf.callbacks import PredictionImages, lr_schedule
+from unet_tf.checkpoints import (
+    Backup,
+    HistoryFile,
+    Restored,
+    SaveModel,
+    disk_full_as_os_error,
+    remove_backup,
+    restore_backup,
+)
 from unet_tf.config import RunConfig
 from unet_tf.data.border_weights import add_border_weights
 from unet_tf.data.ctc import validation_config
@@ -27,6 +37,7 @@ from unet_tf.data.pipeline import Prepared, make_dataset, prepare, steps_per_epo
 from unet_tf.data.sample import Sample
 from unet_tf.data.splits import split_samples
 from unet_tf.distribute import (
+    Distribution,
     check_batch,
     cluster_failures,
     every_replica,
@@ -44,12 +55,14 @@ from unet_tf.losses import get_loss
 from unet_tf.metrics import training_metrics
 from unet_tf.models import build_model
 from unet_tf.models.sm import load_options
-from unet_tf.phases import Phase, reset_start_epoch, training_phases, unfreeze
+from unet_tf.phases import Phase, training_phases, unfreeze
 from unet_tf.precision import set_precision
 from unet_tf.rundir import (
     BACKUP,
+    CHECKPOINTS,
     CONFIG,
     HISTORY,
+    LOGS,
     METRICS,
     MODEL,
     default_run_dir,
@@ -123,8 +136,27 @@ def fit(
     if run_dir is None and dist.workers > 1:
         raise UserError("multiworker training needs --run-dir on storage that all workers share")
     train, val = load_training_data(cfg)
-    run_dir = Path(run_dir) if run_dir else default_run_dir()
-    resumed = open_run_dir(run_dir, cfg, overwrite) if dist.chief else (run_dir / BACKUP).is_dir()
+    target = Path(run_dir) if run_dir else default_run_dir()
+    if not dist.chief:  # workers write nothing to the run; the chief opens and locks it
+        return _train_and_finish(cfg, dist, target, (target / BACKUP).is_dir(), train, val, 0, log)
+    data_paths = (cfg.data.data, cfg.data.val, cfg.data.masks)
+    with open_run_dir(target, cfg, overwrite, data_paths) as run:
+        result = _train_and_finish(cfg, dist, run.work, run.resumed, train, val, verbose, log)
+        run.publish()
+    return replace(result, run_dir=target)
+
+
+def _train_and_finish(
+    cfg: RunConfig,
+    dist: Distribution,
+    run_dir: Path,
+    resumed: bool,
+    train: list[Sample],
+    val: list[Sample],
+    verbose: int,
+    log: Callable[[str], None],
+) -> FitResult:
+    """Build, train and score into ``run_dir`` (the run, or its staged replacement)."""
     keras.utils.set_random_seed(cfg.train.seed)
     cfg.train.precision = set_precision(cfg.train.precision)
     cfg.model.in_channels = train[0].channels
@@ -180,7 +212,10 @@ def train_model(
     With ``--freeze-epochs K`` the encoder trains frozen for K epochs, then every
     layer is unfrozen and the model recompiled at the fine-tuning LR (see
     ``unet_tf.phases``, which also explains resuming across the two phases).
+    Each phase resumes from its own backup (``unet_tf.checkpoints``); a phase that
+    an interrupted run finished is skipped after restoring its final state.
     """
+    remove_stale_temporaries(run_dir)  # what a killed run was writing
     train_ds = shard_by_data(make_dataset(train_items, cfg, training=True))
     val_ds, val_steps = None, None
     if val_items:
@@ -189,29 +224,37 @@ def train_model(
         )
     epochs = cfg.epochs
     fix_multiworker_fit(model)
-    for phase in training_phases(cfg):
-        if phase.unfreeze:
-            unfreeze(model)
-            compile_model(model, cfg, lr=phase.lr)
-        reset_start_epoch(model)
-        # In the strategy's scope: the LR schedule scales by its replica count, and a
-        # resumed run builds the optimizer's variables when BackupAndRestore loads them.
-        with model.distribute_strategy.scope():
-            model.fit(
-                train_ds,
-                validation_data=val_ds,
-                validation_steps=val_steps,
-                initial_epoch=phase.start,
-                epochs=phase.end,
-                steps_per_epoch=steps_per_epoch(len(train_items), cfg),
-                callbacks=make_callbacks(run_dir, cfg, epochs, val_items, phase),
-                verbose=verbose,
-                shuffle=False,  # the dataset shuffles itself
-            )
+    with disk_full_as_os_error():
+        for phase in training_phases(cfg):
+            if phase.unfreeze:
+                unfreeze(model)
+                compile_model(model, cfg, lr=phase.lr)
+            # In the strategy's scope: restoring builds the optimizer's variables, and the
+            # LR schedule scales by its replica count.
+            with model.distribute_strategy.scope():
+                restored = restore_backup(model, phase.backup_dir(run_dir / BACKUP))
+                start = restored.epoch if restored else phase.start
+                if start >= phase.end:
+                    continue
+                model.fit(
+                    train_ds,
+                    validation_data=val_ds,
+                    validation_steps=val_steps,
+                    initial_epoch=start,
+                    epochs=phase.end,
+                    steps_per_epoch=steps_per_epoch(len(train_items), cfg),
+                    callbacks=make_callbacks(run_dir, cfg, epochs, val_items, phase, restored),
+                    verbose=verbose,
+                    shuffle=False,  # the dataset shuffles itself
+                )
 
 
 def finish_run(cfg: RunConfig, run_dir: Path, val: list[Sample], timing: dict) -> dict:
-    """Score the best model on the validation images at full size; write metrics.json."""
+    """Score the best model on the validation images at full size; write metrics.json.
+
+    The resume state is removed only after metrics.json is written: until then a
+    rerun restores the last epoch, trains nothing more and comes straight here.
+    """
     best = keras.saving.load_model(run_dir / MODEL, **load_options(cfg.model.backbone))
     predictor = Predictor(best, cfg)
     if cfg.train.threshold == "auto":
@@ -225,41 +268,43 @@ def finish_run(cfg: RunConfig, run_dir: Path, val: list[Sample], timing: dict) -
         **timing,
         "best_epoch": best_epoch(run_dir / HISTORY, "val_dice" if val else "dice"),
     }
-    (run_dir / METRICS).write_text(json.dumps(metrics, indent=2))
+    atomic_write_text(run_dir / METRICS, json.dumps(metrics, indent=2))
+    remove_backup(run_dir / BACKUP)
     return metrics
 
 
 def make_callbacks(
-    run_dir: Path, cfg: RunConfig, epochs: int, val_items: list, phase: Phase | None = None
+    run_dir: Path,
+    cfg: RunConfig,
+    epochs: int,
+    val_items: list,
+    phase: Phase | None = None,
+    restored: Restored | None = None,
 ) -> list:
+    """The run's callbacks, in the order their files must be written at an epoch's end.
+
+    The LR schedule first (it logs ``learning_rate``), then the history row, the
+    models, and last the backup that commits the epoch (see ``unet_tf.checkpoints``).
+    """
     monitor = "val_dice" if val_items else "dice"
-    checkpoints = run_dir / "checkpoints"
     phase = phase or training_phases(cfg)[-1]
-    callbacks = [
-        keras.callbacks.BackupAndRestore(
-            str(phase.backup_dir(run_dir / BACKUP)), delete_checkpoint=phase.backup is None
-        ),
-        keras.callbacks.ModelCheckpoint(
-            run_dir / MODEL,
-            monitor=monitor,
-            mode="max",
-            save_best_only=True,
-            initial_value_threshold=previous_best(run_dir / HISTORY, monitor),
-        ),
-        keras.callbacks.ModelCheckpoint(checkpoints / "last.weights.h5", save_weights_only=True),
-    ]
+    start = restored.epoch if restored else phase.start
+    callbacks = []
     schedule = lr_schedule(phase.train_config(cfg.train), epochs)
     if schedule is not None:
         callbacks.append(schedule)
     callbacks += [
-        keras.callbacks.CSVLogger(str(run_dir / HISTORY), append=True),
-        keras.callbacks.TensorBoard(log_dir=str(run_dir / "logs"), write_graph=False),
+        HistoryFile(run_dir / HISTORY, start),
+        SaveModel(run_dir / MODEL, monitor, previous_best(run_dir / HISTORY, monitor, start)),
+        SaveModel(run_dir / CHECKPOINTS / "last.weights.h5"),
+        Backup(phase.backup_dir(run_dir / BACKUP), restored),
+        keras.callbacks.TensorBoard(log_dir=str(run_dir / LOGS), write_graph=False),
     ]
     shown = [v for v in val_items[:3] if v.image.shape == val_items[0].image.shape]
     if shown:
         callbacks.append(
             PredictionImages(
-                run_dir / "logs",
+                run_dir / LOGS,
                 np.stack([v.image for v in shown]),
                 np.stack([v.target for v in shown]),
             )
@@ -267,12 +312,18 @@ def make_callbacks(
     return callbacks
 
 
-def previous_best(history: Path, column: str) -> float | None:
-    """Best score of an interrupted run, so a resumed run does not save a worse model."""
-    values = read_history(history).get(column)
-    return float(values.max()) if values is not None else None
+def previous_best(history: Path, column: str, before: int) -> float | None:
+    """Best score of an interrupted run's epochs before ``before`` (those not trained again),
+    so that a resumed run does not replace the best model with a worse one."""
+    columns = read_history(history)
+    values = columns.get(column)
+    if values is None:
+        return None
+    kept = values[columns["epoch"] < before] if "epoch" in columns else values
+    return float(np.nanmax(kept)) if np.isfinite(kept).any() else None
 
 
 def best_epoch(history: Path, column: str) -> int | None:
+    """The 1-based epoch with the best score, for metrics.json."""
     values = read_history(history).get(column)
-    return int(np.argmax(values)) + 1 if values is not None else None
+    return int(np.nanargmax(values)) + 1 if values is not None else None

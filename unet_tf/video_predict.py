@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import tifffile
 
+from unet_tf.atomic import atomic_path
 from unet_tf.data.video import FrameSource, is_video, match_channels
 from unet_tf.errors import UserError, list_some
 from unet_tf.inference import Predictor, to_mask
@@ -102,7 +103,7 @@ def predict_video(
     masks = MaskWriter(paths["mask"], source.fps, (w, h))
     overlays = open_writer(paths["overlay"], OVERLAY_CODECS, source.fps, (w, h), colour=True)
     try:
-        with paths["areas"].open("w", newline="") as handle:
+        with atomic_path(paths["areas"]) as tmp, tmp.open("w", newline="") as handle:
             table = csv.writer(handle)
             table.writerow(["frame", "time_s", "foreground_px", "foreground_fraction", "objects"])
             for index, frame in enumerate(source):

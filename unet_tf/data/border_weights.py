@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from unet_tf.atomic import atomic_path
 from unet_tf.data.sample import Sample
 
 W0 = 10.0
@@ -125,12 +126,9 @@ def cached_border_weights(
     if path.exists():
         return np.load(path)
     weights = border_weights(instance_labels(mask, threshold), fov)
-    with contextlib.suppress(OSError):  # a read-only cache only costs time
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        with partial.open("wb") as handle:
-            np.save(handle, weights)
-        partial.replace(path)  # atomic: a parallel run never reads half a file
+    # A read-only cache only costs time; atomic, so a parallel run never reads half a file.
+    with contextlib.suppress(OSError), atomic_path(path) as tmp, tmp.open("wb") as handle:
+        np.save(handle, weights)
     return weights
 
 

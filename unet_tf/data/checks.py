@@ -3,10 +3,16 @@
 A user fixing a dataset wants the whole list in one go: "3 of 40 files cannot be
 used: a.tif, b.tif, c.gif" beats three rounds of fix-and-rerun. Each loader still
 raises its own precise :class:`UserError`; this module gathers them.
+
+Input that can be used but is probably not what the user meant (every mask empty,
+NaN pixels patched over) is reported with :func:`warn` instead: a Python warning of
+category :class:`DataWarning`, so library users can filter or escalate it and the
+CLI prints it as one ``warning:`` line.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
@@ -14,6 +20,15 @@ from unet_tf.errors import UserError, list_some
 
 Item = TypeVar("Item")
 Loaded = TypeVar("Loaded")
+
+
+class DataWarning(UserWarning):
+    """Data that runs but would silently give a useless model or prediction."""
+
+
+def warn(message: str) -> None:
+    """Warn about the data, attributed to the caller (so repeats from one place show once)."""
+    warnings.warn(message, DataWarning, stacklevel=2)
 
 
 def load_all(
