@@ -18,6 +18,7 @@ with its patch size whenever an image is larger than that patch.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ import tensorflow as tf
 # Importing these registers the custom layers, losses and metrics that .keras files name.
 from unet_tf import losses, metrics  # noqa: F401
 from unet_tf.config import RunConfig
+from unet_tf.data.io import replace_non_finite
 from unet_tf.data.resize import resize_image
 from unet_tf.errors import UserError
 from unet_tf.models import layers, min_input_size  # noqa: F401
@@ -157,6 +159,12 @@ class Predictor:
         return f"{how}{tta}, threshold {self.threshold:g}"
 
     def check(self, image: np.ndarray, name: str) -> np.ndarray:
+        """The image as (H, W, C) if this network can take it, with NaN / Inf replaced.
+
+        Non-finite pixels are replaced here too, for arrays that did not come from
+        :func:`~unet_tf.data.io.read_image`: the network's per-image normalisation
+        would spread a single NaN over the whole output and give an empty mask.
+        """
         image = image[..., None] if image.ndim == 2 else image
         if self.in_channels and image.shape[-1] != self.in_channels:
             kind = "grey" if self.in_channels == 1 else "RGB"
@@ -173,7 +181,7 @@ class Predictor:
             raise UserError(
                 f"--tile {self.tile} is smaller than the {self.min_size} px this network needs"
             )
-        return image
+        return replace_non_finite(image, name)
 
     def predict(self, image: np.ndarray, name: str = "image") -> np.ndarray:
         """Probabilities (H, W, K) for one raw (H, W[, C]) image."""
@@ -226,6 +234,11 @@ def load_predictor(path: Path | str, options: InferenceOptions | None = None) ->
             f"{path} is not a model: expected a run directory with {MODEL}, a .keras file, "
             "or an export from `unet-tf export` (SavedModel folder, .onnx or .tflite)"
         )
+    if not zipfile.is_zipfile(model_file):  # Keras would call it "File not found"
+        raise UserError(
+            f"{model_file} is damaged or not a Keras model file (a .keras file is a zip "
+            "archive); replace it with an intact copy"
+        )
     config_file = model_file.parent / CONFIG
     saved = RunConfig.load(config_file) if config_file.exists() else None
     try:
@@ -233,7 +246,9 @@ def load_predictor(path: Path | str, options: InferenceOptions | None = None) ->
         model = keras.saving.load_model(model_file, **loading)
     except Exception as exc:  # Keras raises many types for a damaged archive
         reason = str(exc).splitlines()[0][:200]
-        raise UserError(f"cannot load {model_file}: {reason}") from None
+        raise UserError(
+            f"cannot load {model_file}: {reason}; the file may be damaged, copy it again"
+        ) from None
     cfg = saved or _config_for(model)
     history = model_file.parent / HISTORY
     return Predictor(model, cfg, options, history if history.exists() else None)

@@ -55,7 +55,23 @@ class SavedModelNetwork:
     fixed_size = None
 
     def __init__(self, path: Path):
-        self.loaded = tf.saved_model.load(str(path))
+        if not (path / "variables" / "variables.index").exists():
+            raise UserError(
+                f"{path} is an incomplete SavedModel: variables/ (the weights) is missing; "
+                "copy the whole folder again or export it again with `unet-tf export`"
+            )
+        try:
+            self.loaded = tf.saved_model.load(str(path))
+        except Exception as exc:  # TensorFlow raises many types for a damaged SavedModel
+            reason = str(exc).splitlines()[0][:200]
+            raise UserError(
+                f"cannot load SavedModel {path}: {reason}; export it again with `unet-tf export`"
+            ) from None
+        if not hasattr(self.loaded, "network"):
+            raise UserError(
+                f"{path} is a SavedModel but not one from `unet-tf export` (no network "
+                "endpoint); export the run with `unet-tf export`"
+            )
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self.loaded.network(tf.constant(batch, tf.float32)).numpy()

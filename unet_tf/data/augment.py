@@ -15,6 +15,7 @@ back: 8-bit, 16-bit and float microscopy all get the same relative changes.
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,11 @@ from typing import Any
 import albumentations as A
 import cv2
 import numpy as np
+import pydantic
 import yaml
 from scipy import ndimage
 
+from unet_tf.config import coerce, describe_type
 from unet_tf.errors import UserError
 
 REFLECT = cv2.BORDER_REFLECT_101
@@ -89,7 +92,11 @@ def _elastic(std: float = 10.0, grid: int = 3, p: float = 0.5) -> A.BasicTransfo
 
 
 def _affine(
-    scale: float = 0.1, translate: float = 0.05, rotate: float = 15, shear: float = 5, p=0.5
+    scale: float = 0.1,
+    translate: float = 0.05,
+    rotate: float = 15,
+    shear: float = 5,
+    p: float = 0.5,
 ) -> A.BasicTransform:
     return A.Affine(
         scale=(1 - scale, 1 + scale),
@@ -160,7 +167,9 @@ def load_augment_file(path: Path) -> list[AugmentSpec]:
             f"{path} must list transforms, e.g. '- hflip' and '- elastic: {{std: 8, p: 0.3}}'"
         )
     specs = [_spec(item, str(path)) for item in raw]
-    return [name if not params else {name: params} for name, params in specs]
+    specs = [name if not params else {name: params} for name, params in specs]
+    build_augmenter(specs, source=str(path))  # bad parameters are reported with the file now
+    return specs
 
 
 def _spec(item: AugmentSpec, source: str) -> tuple[str, dict[str, Any]]:
@@ -175,38 +184,69 @@ def _spec(item: AugmentSpec, source: str) -> tuple[str, dict[str, Any]]:
     )
 
 
-def build_augmenter(specs: list[AugmentSpec], seed: int | None = None) -> A.Compose | None:
-    """Compose the named transforms; an empty list (or ``none``) means no augmentation."""
-    parsed = [_spec(item, "augment") for item in specs]
+def build_augmenter(
+    specs: list[AugmentSpec], seed: int | None = None, source: str | None = None
+) -> A.Compose | None:
+    """Compose the named transforms; an empty list (or ``none``) means no augmentation.
+
+    ``source`` (the ``--augment`` file) starts every error message, so the user knows
+    which file to fix.
+    """
+    where = f"{source}: " if source else ""
+    parsed = [_spec(item, source or "augment") for item in specs]
     parsed = [(n, p) for n, p in parsed if n != "none"]
     unknown = [n for n, _ in parsed if n not in TRANSFORMS]
     if unknown:
         raise UserError(
-            f"unknown augmentation(s) {', '.join(unknown)}; choose from {', '.join(TRANSFORMS)}"
+            f"{where}unknown augmentation(s) {', '.join(unknown)}; "
+            f"choose from {', '.join(TRANSFORMS)}"
         )
     if not parsed:
         return None
     return A.Compose(
-        [_make(name, params) for name, params in parsed],
+        [_make(name, params, where) for name, params in parsed],
         additional_targets={"weight": "mask"},
         seed=seed,
     )
 
 
-def _make(name: str, params: dict[str, Any]) -> A.BasicTransform:
+def _make(name: str, params: dict[str, Any], where: str) -> A.BasicTransform:
+    """One transform, its parameters checked by name and type before albumentations sees them.
+
+    Albumentations' own checks (pydantic) report a wrong type as several errors about
+    its internal schema, naming neither our parameter nor the file.
+    """
     factory = TRANSFORMS[name]
     allowed = list(inspect.signature(factory).parameters)
     wrong = [k for k in params if k not in allowed]
     if wrong:
         raise UserError(
-            f"augmentation {name} has no parameter(s) {', '.join(map(str, wrong))}; "
+            f"{where}augmentation {name} has no parameter(s) {', '.join(map(str, wrong))}; "
             f"it takes {', '.join(allowed)}"
         )
+    hints = typing.get_type_hints(factory)
+    values = {}
+    for key, value in params.items():
+        try:
+            values[key] = coerce(value, hints[key])
+        except ValueError:
+            raise UserError(
+                f"{where}augmentation {name}: {key} must be {describe_type(hints[key])}, "
+                f"not {value!r:.60}"
+            ) from None
     try:
-        return factory(**params)
-    except (ValueError, TypeError) as exc:
-        reason = str(exc).splitlines()[0]
-        raise UserError(f"augmentation {name} with {params}: {reason}") from None
+        return factory(**values)
+    except ValueError as exc:
+        raise UserError(f"{where}augmentation {name} with {params}: {_reason(exc)}") from None
+
+
+def _reason(exc: ValueError) -> str:
+    """The first problem in one line: ``parameter: message`` for albumentations' checks."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, pydantic.ValidationError) else exc
+    if isinstance(cause, pydantic.ValidationError) and cause.errors():
+        first = cause.errors()[0]
+        return f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+    return str(exc).splitlines()[0]
 
 
 def apply(

@@ -6,6 +6,10 @@ work (random crops, albumentations) runs in a parallel ``map``.
 
 Batches are ``(image, target)``, or ``(image, target, weight)`` when any sample has
 a field of view or a weight map; ``weight`` is 0 where a pixel must not count.
+
+Data that would train a useless model without any error (every mask empty or full,
+a ``--mask-threshold`` above every mask value, a long strip squashed to a square)
+is reported here with a :class:`~unet_tf.data.checks.DataWarning`.
 """
 
 from __future__ import annotations
@@ -18,9 +22,12 @@ import tensorflow as tf
 
 from unet_tf.config import RunConfig
 from unet_tf.data.augment import apply, build_augmenter
+from unet_tf.data.checks import warn
 from unet_tf.data.resize import resize_image, resize_nearest
 from unet_tf.data.sample import Sample
 from unet_tf.errors import UserError
+
+MAX_ASPECT = 4.0  # longer side / shorter side beyond which --size visibly distorts objects
 
 
 @dataclass
@@ -49,10 +56,15 @@ def make_target(mask: np.ndarray, num_classes: int, threshold: float, path: str 
 def prepare(samples: list[Sample], cfg: RunConfig, resize_to: int | None) -> list[Prepared]:
     """Convert samples to float32 targets and weights, resized to a square if asked."""
     with_weights = any(s.fov is not None or s.weight is not None for s in samples)
+    targets = [
+        make_target(s.mask, cfg.model.num_classes, cfg.data.mask_threshold, s.path) for s in samples
+    ]
+    warn_degenerate_masks(samples, targets, cfg.data.mask_threshold)
+    if resize_to:
+        warn_squashed(samples, resize_to)
     out = []
-    for s in samples:
+    for s, target in zip(samples, targets, strict=True):
         image = s.image.astype(np.float32)
-        target = make_target(s.mask, cfg.model.num_classes, cfg.data.mask_threshold, s.path)
         weight = None
         if with_weights:
             weight = (
@@ -68,6 +80,59 @@ def prepare(samples: list[Sample], cfg: RunConfig, resize_to: int | None) -> lis
             weight = None if weight is None else resize_nearest(weight, size)
         out.append(Prepared(s.name, image, target, weight))
     return out
+
+
+def warn_degenerate_masks(
+    samples: list[Sample], targets: list[np.ndarray], threshold: float
+) -> None:
+    """Warn when no mask has any foreground, or every mask is foreground everywhere.
+
+    Either way the loss has one class to learn and the model ends at Dice 0 (or
+    predicts foreground everywhere), after a whole training run without complaint.
+    """
+    if not samples:
+        return
+    foreground = [_foreground(t) for t in targets]
+    if len(samples) > 1:
+        which, be = f"all {len(samples)} masks", "are"
+    else:
+        which, be = f"the mask of {samples[0].path or samples[0].name}", "is"
+    if not any(f.any() for f in foreground):
+        top = max(float(s.mask.max()) for s in samples)
+        if targets[0].shape[-1] == 1 and top > 0:
+            warn(
+                f"--mask-threshold {threshold:g} makes {which} empty: the masks go up to "
+                f"{top:g} and foreground is mask value > --mask-threshold; use a lower one"
+            )
+        else:
+            warn(
+                f"{which} {be} empty (no foreground pixel); the model would learn to predict "
+                "only background (Dice 0); check the masks and --mask-threshold"
+            )
+    elif all(f.all() for f in foreground):
+        warn(
+            f"{which} {be} foreground everywhere (mask value > --mask-threshold "
+            f"{threshold:g}); the model would learn nothing; check the masks and --mask-threshold"
+        )
+
+
+def _foreground(target: np.ndarray) -> np.ndarray:
+    """Foreground pixels of a binary or one-hot target: anything but class 0."""
+    return target[..., 0] > 0.5 if target.shape[-1] == 1 else target[..., 0] < 0.5
+
+
+def warn_squashed(samples: list[Sample], side: int) -> None:
+    """Warn when ``--size`` squashes long strips to a square, distorting their objects."""
+    strips = [s for s in samples if max(s.shape) > MAX_ASPECT * min(s.shape)]
+    if not strips:
+        return
+    h, w = strips[0].shape
+    more = f" (and {len(strips) - 1} more such image(s))" if len(strips) > 1 else ""
+    warn(
+        f"{strips[0].path or strips[0].name} is {w}x{h} px{more}, squashed to {side}x{side} "
+        f"by --size {side}, which distorts its objects; train on --patch crops at full "
+        "resolution instead"
+    )
 
 
 def random_crop(
