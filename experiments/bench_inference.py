@@ -27,9 +27,9 @@ CHILD = r"""
 import json, resource, sys, time
 import numpy as np
 from unet_tf.config import RunConfig
-from unet_tf.inference import InferenceOptions, Predictor
+from unet_tf.inference.predictor import InferenceOptions, Predictor
 from unet_tf.models import build_model
-from unet_tf.precision import set_precision
+from unet_tf.runtime.precision import set_precision
 
 backbone, precision, side, tile, batches, repeats = sys.argv[1:7]
 side, tile, repeats = int(side), int(tile), int(repeats)

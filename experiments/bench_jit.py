@@ -22,8 +22,8 @@ import json, sys, time
 import numpy as np
 import unet_tf
 from unet_tf.config import RunConfig
-from unet_tf.precision import set_precision
-from unet_tf.training import build_compiled_model
+from unet_tf.runtime.precision import set_precision
+from unet_tf.training.fit import build_compiled_model
 precision, jit, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 cfg = RunConfig()
 cfg.model.base_filters, cfg.model.in_channels, cfg.data.size = 16, 1, 128

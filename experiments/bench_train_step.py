@@ -21,8 +21,8 @@ import json, sys, time
 import numpy as np
 import unet_tf
 from unet_tf.config import RunConfig
-from unet_tf.precision import set_precision
-from unet_tf.training import build_compiled_model
+from unet_tf.runtime.precision import set_precision
+from unet_tf.training.fit import build_compiled_model
 base, size, precision, steps = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 cfg = RunConfig()
 cfg.model.base_filters, cfg.model.in_channels, cfg.data.size = base, 1, size

@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from unet_tf.cli import main
-from unet_tf.inference import load_predictor
+from unet_tf.cli.main import main
+from unet_tf.inference.predictor import load_predictor
 
 TINY = ["--size", "64", "--base-filters", "4", "--depth", "2", "--batch-size", "2"]
 TINY += ["--precision", "float32", "--quiet"]
@@ -147,7 +147,7 @@ def test_channel_mismatch_and_too_small(trained_run, tmp_path, capsys):
 
 def test_console_script_has_no_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "unet_tf.cli", "evaluate", str(tmp_path / "missing")],
+        [sys.executable, "-m", "unet_tf.cli.main", "evaluate", str(tmp_path / "missing")],
         capture_output=True,
         text=True,
         timeout=120,

@@ -23,9 +23,11 @@ import pytest
 import tensorflow as tf
 from conftest import write_folder_dataset
 
-from unet_tf.cli import main
+from unet_tf.cli.main import main
 from unet_tf.config import RunConfig
-from unet_tf.distribute import (
+from unet_tf.errors import UserError
+from unet_tf.rundir import config_differences
+from unet_tf.runtime.distribute import (
     Distribution,
     Task,
     check_batch,
@@ -39,12 +41,10 @@ from unet_tf.distribute import (
     shard_by_data,
     writable_dir,
 )
-from unet_tf.errors import UserError
-from unet_tf.info import environment_report, format_report
-from unet_tf.precision import cpu_supports_bf16
-from unet_tf.rundir import config_differences
-from unet_tf.training import build_compiled_model
-from unet_tf.xla import use_xla
+from unet_tf.runtime.info import environment_report, format_report
+from unet_tf.runtime.precision import cpu_supports_bf16
+from unet_tf.runtime.xla import use_xla
+from unet_tf.training.fit import build_compiled_model
 
 HERE = Path(__file__).resolve().parent
 ENV = {
@@ -287,7 +287,7 @@ def test_info_reports_versions_devices_and_resolved_choices(monkeypatch, capsys)
 
 def run_cli(args: list[str], timeout: float, env: dict | None = None, cwd: Path | None = None):
     return subprocess.run(
-        [sys.executable, "-m", "unet_tf.cli", *args],
+        [sys.executable, "-m", "unet_tf.cli.main", *args],
         env=env or ENV,
         cwd=cwd,
         capture_output=True,
@@ -358,7 +358,7 @@ def start_workers(args: list[str], tmp_root: Path) -> list[subprocess.Popen]:
         env = {**ENV, "TF_CONFIG": tf_config(workers, index), "TMPDIR": str(tmp)}
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "unet_tf.cli", *args],
+                [sys.executable, "-m", "unet_tf.cli.main", *args],
                 env=env,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,

@@ -13,7 +13,7 @@ import click
 import pytest
 import yaml
 
-from unet_tf.cli import cli
+from unet_tf.cli.main import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"

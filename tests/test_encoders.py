@@ -12,17 +12,17 @@ import numpy as np
 import pytest
 from conftest import shared_path, write_folder_dataset
 
-import unet_tf.training as training
-from unet_tf.cli import main
+import unet_tf.training.fit as training
+from unet_tf.cli.main import main
 from unet_tf.config import ModelConfig, RunConfig
 from unet_tf.errors import UserError
-from unet_tf.export import export_savedmodel
-from unet_tf.inference import load_predictor
+from unet_tf.export.exporter import export_savedmodel
+from unet_tf.inference.predictor import load_predictor
 from unet_tf.models import build_model, min_input_size
 from unet_tf.models.encoders import ENCODERS, keras_cache_path
 from unet_tf.models.input_layers import ByteRange, PixelAffine, adapt_channels, affine_of
 from unet_tf.models.sm import load_options
-from unet_tf.phases import training_phases
+from unet_tf.training.phases import training_phases
 
 VGG16 = "vgg16_imagenet_notop.h5"
 RESNET50 = "resnet50_imagenet_notop.h5"

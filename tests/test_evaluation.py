@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from unet_tf.certainty import ProbabilityHistogram
 from unet_tf.config import RunConfig
 from unet_tf.data.sample import Sample
-from unet_tf.evaluation import evaluate_samples
-from unet_tf.inference import InferenceOptions, Predictor
-from unet_tf.postprocess import InstanceOptions
-from unet_tf.report import ReportWriter
+from unet_tf.evaluation.histograms import ProbabilityHistogram
+from unet_tf.evaluation.report import ReportWriter
+from unet_tf.evaluation.scoring import evaluate_samples
+from unet_tf.inference.postprocess import InstanceOptions
+from unet_tf.inference.predictor import InferenceOptions, Predictor
 
 # A 4x4 image: twelve pixels inside the field of view, the four corners outside.
 FOV = np.array([[0, 1, 1, 0], [1, 1, 1, 1], [1, 1, 1, 1], [0, 1, 1, 0]], bool)

@@ -10,13 +10,13 @@ import pytest
 from keras import layers
 from PIL import Image
 
-from unet_tf.cli import main
+from unet_tf.cli.main import main
 from unet_tf.config import RunConfig
 from unet_tf.errors import UserError
-from unet_tf.export import export_model, float32_copy
-from unet_tf.inference import InferenceOptions, Predictor, load_predictor
+from unet_tf.export.exporter import export_model, float32_copy
+from unet_tf.inference.predictor import InferenceOptions, Predictor, load_predictor
+from unet_tf.inference.tiling import predict_tiled
 from unet_tf.models.unet import build_unet
-from unet_tf.tiling import predict_tiled
 
 
 def needs_onnx():

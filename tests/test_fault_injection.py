@@ -48,7 +48,7 @@ def fit_args(data: Path, run: Path, epochs: int = EPOCHS) -> list[str]:
 
 
 def command(args: list[str], extra: tuple[str, ...]) -> list[str]:
-    return [sys.executable, "-m", "unet_tf.cli", *args, *FLAGS, *extra]
+    return [sys.executable, "-m", "unet_tf.cli.main", *args, *FLAGS, *extra]
 
 
 def run_fit(args: list[str], *extra: str) -> subprocess.CompletedProcess:
@@ -104,9 +104,7 @@ def backup_epoch(run: Path) -> int:
 def load_model(path: Path):
     import keras
 
-    import unet_tf.losses
-    import unet_tf.metrics
-    import unet_tf.models.layers  # noqa: F401 - registers the custom objects
+    import unet_tf  # noqa: F401 - registers the custom objects
 
     return keras.saving.load_model(path)
 

@@ -10,9 +10,9 @@ import yaml
 
 from unet_tf.config import RunConfig
 from unet_tf.errors import UserError
-from unet_tf.inference import InferenceOptions, Predictor, load_predictor
+from unet_tf.inference.predictor import InferenceOptions, Predictor, load_predictor
+from unet_tf.inference.tiling import predict_tiled
 from unet_tf.models.unet import build_unet
-from unet_tf.tiling import predict_tiled
 
 
 def config(patch: int | None = None, size: int = 64) -> RunConfig:
@@ -83,7 +83,7 @@ def test_threshold_comes_from_the_run_unless_overridden(unet):
 def test_fit_with_threshold_auto_stores_the_dice_optimal_threshold(tmp_path, tiny_config):
     from conftest import write_folder_dataset
 
-    from unet_tf.training import fit
+    from unet_tf.training.fit import fit
 
     data = write_folder_dataset(tmp_path / "data", n=6)
     cfg = tiny_config(data, epochs=2, threshold="auto")

@@ -10,7 +10,7 @@ import tifffile
 from conftest import shared_path, write_folder_dataset
 from PIL import Image
 
-from unet_tf.cli import main
+from unet_tf.cli.main import main
 
 TINY = ["--base-filters", "4", "--depth", "2", "--batch-size", "2", "--precision", "float32"]
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from unet_tf.config import TrainConfig
-from unet_tf.losses import (
+from unet_tf.training.losses import (
     BinaryCrossentropy,
     DiceFocalLoss,
     DiceLoss,

@@ -6,17 +6,14 @@ import keras
 import numpy as np
 import pytest
 
-from unet_tf.metrics import (
+from unet_tf.evaluation.confusion import (
     Confusion,
-    Dice,
-    IoU,
-    Precision,
-    Recall,
     confusion,
     dice_score,
     iou_score,
     scores_from_counts,
 )
+from unet_tf.training.metrics import Dice, IoU, Precision, Recall
 
 TRUTH = np.array([[1, 1, 0], [0, 1, 0]], bool)
 PRED = np.array([[1, 0, 1], [0, 1, 0]], bool)  # tp 2, fp 1, fn 1, tn 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from unet_tf.object_metrics import SegResult, reference_instances, seg_measure
-from unet_tf.postprocess import InstanceOptions, label_instances
+from unet_tf.evaluation.objects import SegResult, reference_instances, seg_measure
+from unet_tf.inference.postprocess import InstanceOptions, label_instances
 
 
 def canvas() -> np.ndarray:

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from unet_tf.atomic import TMP_PREFIX, atomic_path, atomic_write_text
-from unet_tf.cli import main
+from unet_tf.cli.main import main
 from unet_tf.errors import UserError
 from unet_tf.rundir import (
     LOCK,
@@ -162,7 +162,7 @@ def test_json_that_is_a_folder_is_refused(trained, tmp_path, capsys):
 
 def _fit_command(data: Path, run_dir: Path, *extra: str) -> list[str]:
     args = ["fit", "--data", data, "--run-dir", run_dir, *TINY, *extra]
-    return [sys.executable, "-m", "unet_tf.cli", *map(str, args)]
+    return [sys.executable, "-m", "unet_tf.cli.main", *map(str, args)]
 
 
 def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> None:

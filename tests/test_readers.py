@@ -14,13 +14,13 @@ from conftest import shared_path, write_folder_dataset
 from layouts import write_ctc, write_drive, write_tiff_stack, write_video
 from PIL import Image
 
-from unet_tf.cli import main
+from unet_tf.cli.main import main
 from unet_tf.config import DataConfig
-from unet_tf.data.formats import detect_format, read_dataset
+from unet_tf.data.formats.registry import detect_format, read_dataset
+from unet_tf.data.formats.video import FrameSource, match_channels
 from unet_tf.data.pipeline import prepare
-from unet_tf.data.video import FrameSource, match_channels
 from unet_tf.errors import UserError
-from unet_tf.training import fit, load_training_data
+from unet_tf.training.fit import fit, load_training_data
 
 
 def one_step(cfg, **data):

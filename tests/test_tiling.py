@@ -6,8 +6,14 @@ import keras
 import numpy as np
 import pytest
 
-from unet_tf.tiling import BLENDS, blend_window, mirror_indices, predict_tiled, tile_starts
-from unet_tf.tta import VIEWS, apply_view, undo_view, with_tta
+from unet_tf.inference.tiling import (
+    BLENDS,
+    blend_window,
+    mirror_indices,
+    predict_tiled,
+    tile_starts,
+)
+from unet_tf.inference.tta import VIEWS, apply_view, undo_view, with_tta
 
 
 def constant_model(value: float, channels: int = 1, classes: int = 1) -> keras.Model:

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from conftest import write_folder_dataset
 
-import unet_tf.checkpoints as checkpoints
-import unet_tf.training as training
-from unet_tf.callbacks import step_lr
-from unet_tf.checkpoints import Backup, Restored, restore_backup
+import unet_tf.training.checkpoints as checkpoints
+import unet_tf.training.fit as training
 from unet_tf.errors import UserError
-from unet_tf.inference import load_predictor
+from unet_tf.inference.predictor import load_predictor
 from unet_tf.rundir import read_history as read_columns
+from unet_tf.training.callbacks import step_lr
+from unet_tf.training.checkpoints import Backup, Restored, restore_backup
 
 
 def read_history(run_dir):

@@ -14,3 +14,9 @@ os.environ.setdefault("SM_FRAMEWORK", "tf.keras")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
+
+# Set before the imports below: modules import it while the package initialises.
+from unet_tf.runtime.quiet import silenced_stderr
+
+with silenced_stderr():  # TensorFlow's C++ start-up lines would drown our own output
+    from unet_tf import custom_objects  # noqa: F401  (registers every custom Keras object)

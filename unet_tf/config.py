@@ -93,7 +93,7 @@ class TrainConfig:
     logdice_weight: float = 1.0  # alpha in alpha * focal - log(Dice)
     precision: str = "auto"
     jit_compile: str = "auto"  # XLA: auto | on | off
-    strategy: str = "auto"  # auto | none | mirrored | multiworker (see unet_tf.distribute)
+    strategy: str = "auto"  # auto | none | mirrored | multiworker (see unet_tf.runtime.distribute)
     devices: list[str] | None = None  # for mirrored: e.g. ["GPU:0", "GPU:1"]; None = all GPUs
     scale_lr: bool = False  # multiply lr by the number of replicas (linear scaling rule)
     fine_tune_lr: float | None = None  # after model.freeze_epochs; None = lr / 10

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from unet_tf.config import RunConfig
-from unet_tf.data.formats import read_dataset
+from unet_tf.data.formats.registry import read_dataset
 from unet_tf.data.io import write_png
 from unet_tf.data.pipeline import make_dataset, prepare
 from unet_tf.errors import UserError

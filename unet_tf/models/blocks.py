@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from keras import layers
 
-from unet_tf.distribute import replicas_in_sync
 from unet_tf.models.layers import MatchSize
+from unet_tf.runtime.distribute import replicas_in_sync
 
 
 def conv_block(

@@ -19,44 +19,19 @@ import numpy as np
 
 from unet_tf import __version__
 from unet_tf.atomic import atomic_write_text, remove_stale_temporaries
-from unet_tf.callbacks import PredictionImages, lr_schedule
-from unet_tf.checkpoints import (
-    Backup,
-    HistoryFile,
-    Restored,
-    SaveModel,
-    disk_full_as_os_error,
-    remove_backup,
-    restore_backup,
-)
 from unet_tf.config import RunConfig
 from unet_tf.data.border_weights import add_border_weights
-from unet_tf.data.ctc import validation_config
-from unet_tf.data.formats import read_dataset
+from unet_tf.data.formats.ctc import validation_config
+from unet_tf.data.formats.registry import read_dataset
 from unet_tf.data.pipeline import Prepared, make_dataset, prepare, steps_per_epoch
 from unet_tf.data.sample import Sample
 from unet_tf.data.splits import split_samples
-from unet_tf.distribute import (
-    Distribution,
-    check_batch,
-    cluster_failures,
-    every_replica,
-    fix_multiworker_fit,
-    lr_factor,
-    make_distribution,
-    replicas_in_sync,
-    shard_by_data,
-    writable_dir,
-)
 from unet_tf.errors import UserError
-from unet_tf.evaluation import evaluate_samples
-from unet_tf.inference import Predictor
-from unet_tf.losses import get_loss
-from unet_tf.metrics import training_metrics
+from unet_tf.evaluation.scoring import evaluate_samples
+from unet_tf.evaluation.threshold import choose_threshold
+from unet_tf.inference.predictor import Predictor
 from unet_tf.models import build_model
 from unet_tf.models.sm import load_options
-from unet_tf.phases import Phase, training_phases, unfreeze
-from unet_tf.precision import set_precision
 from unet_tf.rundir import (
     BACKUP,
     CHECKPOINTS,
@@ -69,8 +44,33 @@ from unet_tf.rundir import (
     open_run_dir,
     read_history,
 )
-from unet_tf.threshold import choose_threshold
-from unet_tf.xla import use_xla
+from unet_tf.runtime.distribute import (
+    Distribution,
+    check_batch,
+    cluster_failures,
+    every_replica,
+    fix_multiworker_fit,
+    lr_factor,
+    make_distribution,
+    replicas_in_sync,
+    shard_by_data,
+    writable_dir,
+)
+from unet_tf.runtime.precision import set_precision
+from unet_tf.runtime.xla import use_xla
+from unet_tf.training.callbacks import PredictionImages, lr_schedule
+from unet_tf.training.checkpoints import (
+    Backup,
+    HistoryFile,
+    Restored,
+    SaveModel,
+    disk_full_as_os_error,
+    remove_backup,
+    restore_backup,
+)
+from unet_tf.training.losses import get_loss
+from unet_tf.training.metrics import training_metrics
+from unet_tf.training.phases import Phase, training_phases, unfreeze
 
 
 @dataclass
@@ -211,8 +211,8 @@ def train_model(
 
     With ``--freeze-epochs K`` the encoder trains frozen for K epochs, then every
     layer is unfrozen and the model recompiled at the fine-tuning LR (see
-    ``unet_tf.phases``, which also explains resuming across the two phases).
-    Each phase resumes from its own backup (``unet_tf.checkpoints``); a phase that
+    ``unet_tf.training.phases``, which also explains resuming across the two phases).
+    Each phase resumes from its own backup (``unet_tf.training.checkpoints``); a phase that
     an interrupted run finished is skipped after restoring its final state.
     """
     remove_stale_temporaries(run_dir)  # what a killed run was writing
@@ -284,7 +284,7 @@ def make_callbacks(
     """The run's callbacks, in the order their files must be written at an epoch's end.
 
     The LR schedule first (it logs ``learning_rate``), then the history row, the
-    models, and last the backup that commits the epoch (see ``unet_tf.checkpoints``).
+    models, and last the backup that commits the epoch (see ``unet_tf.training.checkpoints``).
     """
     monitor = "val_dice" if val_items else "dice"
     phase = phase or training_phases(cfg)[-1]

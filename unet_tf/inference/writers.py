@@ -8,11 +8,11 @@ import numpy as np
 import tifffile
 
 from unet_tf.atomic import atomic_path
-from unet_tf.data.folder import is_folder_dataset, list_images, read_folder
+from unet_tf.data.formats.folder import is_folder_dataset, list_images, read_folder
 from unet_tf.data.io import is_image_file, read_image, to_channels, write_png
 from unet_tf.data.sample import Sample
 from unet_tf.errors import UserError, list_some
-from unet_tf.inference import Predictor, to_mask
+from unet_tf.inference.predictor import Predictor, to_mask
 from unet_tf.viz import panel
 
 

@@ -7,7 +7,7 @@ the run's config says about it and how the user wants it applied
 - ``resize``: the whole image is resized to the training size and the output
   resized back (the papers' protocol). Resizing uses TensorFlow's antialiased
   bilinear filter in training, here and inside exported SavedModels, so all agree.
-- ``tile``: overlapping tiles at full resolution, blended (:mod:`unet_tf.tiling`).
+- ``tile``: overlapping tiles at full resolution, blended (:mod:`unet_tf.inference.tiling`).
 - ``whole``: the whole image at full resolution in one pass.
 
 By default a model is applied the way it was trained: one trained on resized images
@@ -27,18 +27,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-# Importing these registers the custom layers, losses and metrics that .keras files name.
-from unet_tf import losses, metrics  # noqa: F401
 from unet_tf.config import RunConfig
 from unet_tf.data.io import replace_non_finite
 from unet_tf.data.resize import resize_image
 from unet_tf.errors import UserError
-from unet_tf.models import layers, min_input_size  # noqa: F401
+from unet_tf.export.loaders import EXPORT_CONFIG, is_export, open_export, sidecar_config
+from unet_tf.inference.tiling import BLENDS, predict_tiled
+from unet_tf.inference.tta import TTA_MODES, with_tta
+from unet_tf.models import min_input_size
 from unet_tf.models.sm import load_options
 from unet_tf.rundir import CONFIG, HISTORY, MODEL
-from unet_tf.runtimes import EXPORT_CONFIG, is_export, open_export, sidecar_config
-from unet_tf.tiling import BLENDS, predict_tiled
-from unet_tf.tta import TTA_MODES, with_tta
 
 __all__ = ["EXPORT_CONFIG", "InferenceOptions", "Predictor", "load_predictor", "to_mask"]
 

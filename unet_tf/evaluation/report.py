@@ -26,8 +26,8 @@ from unet_tf.data.io import write_png
 from unet_tf.data.pipeline import make_target
 from unet_tf.data.sample import Sample
 from unet_tf.errors import UserError, list_some
-from unet_tf.evaluation import Evaluation
-from unet_tf.inference import Predictor, to_mask
+from unet_tf.evaluation.scoring import Evaluation
+from unet_tf.inference.predictor import Predictor, to_mask
 from unet_tf.rundir import read_history
 from unet_tf.viz import panel
 

@@ -14,9 +14,9 @@ import keras
 import tensorflow as tf
 
 from unet_tf import __version__
-from unet_tf.distribute import local_devices, read_tf_config, resolve_strategy
-from unet_tf.precision import cpu_supports_bf16, resolve_precision
-from unet_tf.xla import use_xla
+from unet_tf.runtime.distribute import local_devices, read_tf_config, resolve_strategy
+from unet_tf.runtime.precision import cpu_supports_bf16, resolve_precision
+from unet_tf.runtime.xla import use_xla
 
 
 def environment_report(

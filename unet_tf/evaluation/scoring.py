@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from unet_tf.certainty import ProbabilityHistogram, foreground_probability
 from unet_tf.config import RunConfig
 from unet_tf.data.pipeline import make_target
 from unet_tf.data.sample import Sample
-from unet_tf.inference import Predictor, to_mask
-from unet_tf.metrics import SCORES, Confusion, confusion
-from unet_tf.object_metrics import SegResult, reference_instances, seg_measure
-from unet_tf.postprocess import InstanceOptions, label_instances
+from unet_tf.evaluation.confusion import SCORES, Confusion, confusion
+from unet_tf.evaluation.histograms import ProbabilityHistogram, foreground_probability
+from unet_tf.evaluation.objects import SegResult, reference_instances, seg_measure
+from unet_tf.inference.postprocess import InstanceOptions, label_instances
+from unet_tf.inference.predictor import Predictor, to_mask
 
 FOV_SCORES = ("dice", "iou", "precision", "sensitivity", "specificity", "accuracy", "auc")
 

@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from unet_tf.config import TrainConfig
-from unet_tf.distribute import lr_factor
+from unet_tf.runtime.distribute import lr_factor
 from unet_tf.viz import contrast_stretch
 
 

@@ -21,8 +21,8 @@ import keras
 import tensorflow as tf
 
 from unet_tf.config import TrainConfig
-from unet_tf.distribute import replicas_in_sync
 from unet_tf.errors import UserError
+from unet_tf.runtime.distribute import replicas_in_sync
 
 PACKAGE = "unet_tf"
 EPSILON = 1e-7

@@ -10,7 +10,7 @@ compile the collective ops that several replicas need, so ``on`` is refused ther
 from __future__ import annotations
 
 from unet_tf.errors import UserError
-from unet_tf.precision import gpu_available
+from unet_tf.runtime.precision import gpu_available
 
 
 def use_xla(setting: str, replicas: int = 1, policy: str = "float32") -> bool:

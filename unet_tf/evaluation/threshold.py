@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from unet_tf.config import RunConfig
 from unet_tf.data.sample import Sample
-from unet_tf.evaluation import evaluate_samples
-from unet_tf.inference import Predictor
+from unet_tf.evaluation.scoring import evaluate_samples
+from unet_tf.inference.predictor import Predictor
 
 
 def choose_threshold(predictor: Predictor, val: list[Sample], cfg: RunConfig) -> Predictor:

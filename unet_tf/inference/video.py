@@ -23,9 +23,9 @@ import numpy as np
 import tifffile
 
 from unet_tf.atomic import atomic_path
-from unet_tf.data.video import FrameSource, is_video, match_channels
+from unet_tf.data.formats.video import FrameSource, is_video, match_channels
 from unet_tf.errors import UserError, list_some
-from unet_tf.inference import Predictor, to_mask
+from unet_tf.inference.predictor import Predictor, to_mask
 from unet_tf.viz import overlay
 
 MASK_CODECS = ("FFV1", "HFYU", "MJPG")  # lossless first; MJPG only if neither exists

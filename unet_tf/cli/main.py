@@ -30,8 +30,8 @@ from unet_tf.config import (
 )
 from unet_tf.data.checks import DataWarning
 from unet_tf.errors import UserError, os_error_message
-from unet_tf.quiet import silenced_stderr
 from unet_tf.rundir import check_output_file, check_writable
+from unet_tf.runtime.quiet import silenced_stderr
 
 CHOICE = lambda values: click.Choice(list(values))  # noqa: E731
 EXISTING = click.Path(path_type=Path)
@@ -166,7 +166,7 @@ def cli(ctx: click.Context) -> None:
 @click.option("--quiet", is_flag=True, help="No per-epoch progress lines.")
 def fit(config_file, run_dir, overwrite, quiet, **opts) -> None:
     """Train a U-Net; rerun the same command to resume an interrupted run."""
-    from unet_tf.training import fit as run_fit
+    from unet_tf.training.fit import fit as run_fit
 
     cfg = RunConfig.load(config_file) if config_file else RunConfig()
     _override_data(cfg, opts)
@@ -240,8 +240,8 @@ def _threshold(value: str | None) -> float | str | None:
 
 def _inference_options(command):
     """The options ``predict`` and ``evaluate`` share: tiling, TTA, threshold, instances."""
-    from unet_tf.tiling import BLENDS
-    from unet_tf.tta import TTA_MODES
+    from unet_tf.inference.tiling import BLENDS
+    from unet_tf.inference.tta import TTA_MODES
 
     options = [
         click.option(
@@ -284,8 +284,8 @@ def _inference_options(command):
 
 def _inference(opts: dict):
     """Pop the shared inference options into InferenceOptions and InstanceOptions (or None)."""
-    from unet_tf.inference import InferenceOptions
-    from unet_tf.postprocess import InstanceOptions
+    from unet_tf.inference.postprocess import InstanceOptions
+    from unet_tf.inference.predictor import InferenceOptions
 
     options = InferenceOptions(
         tile=opts.pop("tile"),
@@ -345,11 +345,11 @@ def evaluate(model, data, fmt, mask_threshold, json_out, report_dir, overwrite, 
     sensitivity, specificity, accuracy and AUC); with the CTC SEG measure for
     --instances and Cell Tracking Challenge data.
     """
-    from unet_tf.data.formats import detect_format, read_dataset, sample_data_dir
-    from unet_tf.evaluation import evaluate_samples
-    from unet_tf.inference import load_predictor
-    from unet_tf.postprocess import InstanceOptions
-    from unet_tf.report import ReportWriter
+    from unet_tf.data.formats.registry import detect_format, read_dataset, sample_data_dir
+    from unet_tf.evaluation.report import ReportWriter
+    from unet_tf.evaluation.scoring import evaluate_samples
+    from unet_tf.inference.postprocess import InstanceOptions
+    from unet_tf.inference.predictor import load_predictor
 
     if json_out:
         check_output_file(json_out, "--json", overwrite)
@@ -397,11 +397,16 @@ def predict(model, inputs, out, overwrite, **opts) -> None:
     import numpy as np
 
     from unet_tf.data.pipeline import make_target
-    from unet_tf.evaluation import image_confusion
-    from unet_tf.inference import load_predictor, to_mask
-    from unet_tf.postprocess import label_instances
-    from unet_tf.predict_files import check_free, collect_inputs, write_instances, write_prediction
-    from unet_tf.video_predict import predict_video, split_videos
+    from unet_tf.evaluation.scoring import image_confusion
+    from unet_tf.inference.postprocess import label_instances
+    from unet_tf.inference.predictor import load_predictor, to_mask
+    from unet_tf.inference.video import predict_video, split_videos
+    from unet_tf.inference.writers import (
+        check_free,
+        collect_inputs,
+        write_instances,
+        write_prediction,
+    )
 
     check_writable(out, "--out")
     options, instances = _inference(opts)
@@ -458,8 +463,8 @@ def export(model, out, fmt, overwrite) -> None:
     The export is reloaded in its own runtime and compared with the Keras model; the
     largest difference is printed. predict and evaluate accept the result as MODEL.
     """
-    from unet_tf.export import export_model
-    from unet_tf.inference import load_predictor
+    from unet_tf.export.exporter import export_model
+    from unet_tf.inference.predictor import load_predictor
 
     result = export_model(load_predictor(model), fmt, out, overwrite, protected=[model])
     click.echo(
@@ -478,7 +483,7 @@ def export(model, out, fmt, overwrite) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def info(strategy, devices, precision, jit_compile, as_json) -> None:
     """Versions, devices, and the precision, XLA and strategy fit would use here."""
-    from unet_tf.info import environment_report, format_report
+    from unet_tf.runtime.info import environment_report, format_report
 
     report = environment_report(strategy, _comma_list(devices), precision, jit_compile)
     click.echo(json.dumps(report, indent=2) if as_json else format_report(report))

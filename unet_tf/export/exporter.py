@@ -30,10 +30,10 @@ import tensorflow as tf
 
 from unet_tf.atomic import atomic_path
 from unet_tf.errors import UserError
-from unet_tf.inference import Predictor
-from unet_tf.quiet import silenced_stderr
+from unet_tf.export.loaders import EXPORT_CONFIG, open_export, sidecar_config
+from unet_tf.inference.predictor import Predictor
 from unet_tf.rundir import check_replaceable, check_writable, write_marker
-from unet_tf.runtimes import EXPORT_CONFIG, open_export, sidecar_config
+from unet_tf.runtime.quiet import silenced_stderr
 
 TOLERANCE = 1e-3
 FORMATS = ("savedmodel", "onnx", "litert")

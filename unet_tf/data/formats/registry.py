@@ -12,7 +12,7 @@ from importlib import resources
 from pathlib import Path
 
 from unet_tf.config import DataConfig
-from unet_tf.data import ctc, drive, folder, video
+from unet_tf.data.formats import ctc, drive, folder, video
 from unet_tf.data.sample import Sample
 from unet_tf.errors import UserError, list_some
 

@@ -5,7 +5,7 @@ wreck the pretrained features; then every layer is unfrozen and training continu
 from epoch K at a lower learning rate (``fine_tune_lr``, default LR/10) with a new
 optimizer. Without ``freeze_epochs`` there is one phase, exactly the plain fit.
 
-Resuming: each phase has its own backup folder (``unet_tf.checkpoints``), because
+Resuming: each phase has its own backup folder (``unet_tf.training.checkpoints``), because
 the optimizers of the two phases hold different variables. The frozen phase's folder
 sits inside the run's backup folder and is kept when the phase ends, so a run
 interrupted in the fine-tuning phase restores the frozen phase's final state, skips

@@ -1,0 +1,7 @@
+"""``python -m unet_tf.cli``: the same entry point as the ``unet-tf`` command."""
+
+import sys
+
+from unet_tf.cli.main import main
+
+sys.exit(main())
