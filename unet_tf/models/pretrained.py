@@ -1,7 +1,7 @@
 """U-Nets whose encoder is a keras.applications ImageNet network.
 
 The encoder is the pretrained network without its classifier, wrapped as a nested
-model named ``encoder`` whose outputs are the skip layers of its table entry
+model named ``encoder`` whose outputs are the skip layers of its registry entry
 (``unet_tf.models.encoders``) and the bottleneck. Freezing is then one switch:
 ``encoder.trainable = False`` makes every encoder weight non-trainable and runs its
 BatchNorm layers in inference mode (Keras 3 ties the two), which is what a frozen
@@ -15,13 +15,16 @@ sizes not divisible by 32 and InceptionResNetV2's 'valid'-padded maps alike.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import keras
 from keras import layers
 
 from unet_tf.config import ModelConfig
 from unet_tf.errors import UserError
 from unet_tf.models.blocks import decoder_block, segmentation_head
-from unet_tf.models.encoders import ENCODERS, INPUT, EncoderSpec, load_application
+from unet_tf.models.encoders import ENCODERS, INPUT, EncoderSpec
+from unet_tf.models.encoders.weights import load_application, weights_md5
 from unet_tf.models.input_layers import encoder_input
 
 DECODER_FILTERS = (16, 32, 64, 128, 256)  # stride 1 to stride 16, as segmentation-models
@@ -29,12 +32,12 @@ LEVELS = len(DECODER_FILTERS)
 ENCODER = "encoder"
 
 
-def build_encoder(spec: EncoderSpec, weights: str) -> tuple[keras.Model, str | None]:
-    """The nested encoder model (skips then bottleneck) and its weights' md5."""
-    app, md5 = load_application(spec, weights)
+def build_encoder(spec: EncoderSpec, weights: str) -> keras.Model:
+    """The nested encoder model: skips then bottleneck."""
+    app = load_application(spec, weights)
     names = [n for n in spec.skips if n != INPUT] + [spec.bottleneck]
     outputs = [app.get_layer(n).output for n in names]
-    return keras.Model(app.input, outputs, name=ENCODER), md5
+    return keras.Model(app.input, outputs, name=ENCODER)
 
 
 def build_pretrained_unet(
@@ -46,12 +49,12 @@ def build_pretrained_unet(
     input_adapter: str = "repeat",
     skip_merge: str = "resize",
     dropout: float = 0.0,
-) -> tuple[keras.Model, str | None]:
+) -> keras.Model:
     """A U-Net on ``spec``'s encoder that takes raw images of any size of at least
-    ``spec.min_size`` px; also returns the md5 of the weights file used (or None)."""
+    ``spec.min_size`` px."""
     inputs = keras.Input((None, None, in_channels), name="image")
     x = encoder_input(inputs, in_channels, input_adapter, spec.preprocess, spec.name)
-    encoder, md5 = build_encoder(spec, weights)
+    encoder = build_encoder(spec, weights)
     encoder.trainable = not freeze
     features = encoder(x)
     named = iter(features[:-1])
@@ -62,12 +65,12 @@ def build_pretrained_unet(
     for level in reversed(range(LEVELS)):
         y = decoder_block(y, skips[level], DECODER_FILTERS[level], f"dec{level + 1}", skip_merge)
     outputs = segmentation_head(y, num_classes, inputs if skip_merge == "crop" else None)
-    return keras.Model(inputs, outputs, name=f"unet_{spec.name}"), md5
+    return keras.Model(inputs, outputs, name=f"unet_{spec.name}")
 
 
-def build_from_config(cfg: ModelConfig, input_size: int) -> keras.Model:
-    """The registry's builder: checks the config, records depth and the weights' md5."""
-    spec = ENCODERS[cfg.backbone]
+def resolve_pretrained(cfg: ModelConfig, input_size: int) -> ModelConfig:
+    """Check the config against the encoder; fill in its depth and weights' md5."""
+    spec = ENCODERS.get(cfg.backbone)
     if cfg.depth not in (None, LEVELS):
         raise UserError(
             f"the {spec.name} encoder has {LEVELS} levels; drop --depth {cfg.depth} "
@@ -78,9 +81,14 @@ def build_from_config(cfg: ModelConfig, input_size: int) -> keras.Model:
             f"--size/--patch {input_size} is too small for the {spec.name} encoder, which "
             f"needs at least {spec.min_size} px"
         )
-    cfg.depth = LEVELS
-    model, cfg.encoder_weights_md5 = build_pretrained_unet(
-        spec,
+    md5 = weights_md5(cfg.encoder_weights, spec.weights_file, spec.imagenet_md5)
+    return replace(cfg, depth=LEVELS, encoder_weights_md5=md5)
+
+
+def build_pretrained(cfg: ModelConfig) -> keras.Model:
+    """The registry's builder, from a config ``resolve_pretrained`` returned."""
+    return build_pretrained_unet(
+        ENCODERS.get(cfg.backbone),
         in_channels=cfg.in_channels,
         num_classes=cfg.num_classes,
         weights=cfg.encoder_weights,
@@ -89,4 +97,3 @@ def build_from_config(cfg: ModelConfig, input_size: int) -> keras.Model:
         skip_merge=cfg.skip_merge,
         dropout=cfg.dropout,
     )
-    return model

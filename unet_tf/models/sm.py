@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from dataclasses import replace
 from types import ModuleType
 
 import keras
@@ -24,12 +25,13 @@ from keras import layers
 
 from unet_tf.config import ModelConfig
 from unet_tf.errors import UserError
-from unet_tf.models.encoders import resolve_weights
+from unet_tf.models.encoders.weights import weights_argument, weights_md5
 from unet_tf.models.input_layers import PadToMultiple, encoder_input
 from unet_tf.models.layers import MatchSize
 
 PREFIX = "sm:"
 MULTIPLE = 32
+WEIGHTS_FILE = "Keras .h5 file of the backbone's ImageNet weights"  # for error messages
 # Backbones whose construction fails on Keras 3, with the reason users should see.
 REFUSED = {
     "densenet": "its layer names contain '/', which Keras 3 rejects",
@@ -69,16 +71,19 @@ def check_backbone(sm: ModuleType, name: str) -> None:
         )
 
 
-def build_sm_unet(cfg: ModelConfig, input_size: int) -> keras.Model:
-    """The registry's builder for ``sm:<name>``; records depth and the weights' md5."""
-    sm = import_sm()
-    name = sm_name(cfg.backbone)
-    check_backbone(sm, name)
+def resolve_sm(cfg: ModelConfig, input_size: int) -> ModelConfig:
+    """Check the backbone, size and weights; fill in depth (the library's 5) and md5."""
+    check_backbone(import_sm(), sm_name(cfg.backbone))
     if input_size < MULTIPLE:
         raise UserError(f"--size/--patch {input_size} is too small; sm backbones need 32 px")
-    weights, cfg.encoder_weights_md5 = resolve_weights(
-        cfg.encoder_weights, "Keras .h5 file of the backbone's ImageNet weights"
-    )
+    md5 = weights_md5(cfg.encoder_weights, WEIGHTS_FILE)
+    return replace(cfg, depth=5, encoder_weights_md5=md5)
+
+
+def build_sm_unet(cfg: ModelConfig) -> keras.Model:
+    """The registry's builder for ``sm:<name>``, from a config ``resolve_sm`` returned."""
+    sm = import_sm()
+    name = sm_name(cfg.backbone)
     inputs = keras.Input((None, None, cfg.in_channels), name="image")
     x = encoder_input(
         inputs, cfg.in_channels, cfg.input_adapter, sm.get_preprocessing(name), cfg.backbone
@@ -90,7 +95,7 @@ def build_sm_unet(cfg: ModelConfig, input_size: int) -> keras.Model:
             input_shape=(None, None, 3),
             classes=cfg.num_classes,
             activation="linear",
-            encoder_weights=weights,
+            encoder_weights=weights_argument(cfg.encoder_weights, WEIGHTS_FILE),
             encoder_freeze=cfg.freeze or cfg.freeze_epochs > 0,
         )
     except Exception as exc:  # downloads and weight files fail with assorted types
@@ -102,7 +107,6 @@ def build_sm_unet(cfg: ModelConfig, input_size: int) -> keras.Model:
     logits = MatchSize("crop", name="crop_to_input")([unet(x), inputs])
     activation = "sigmoid" if cfg.num_classes == 1 else "softmax"
     outputs = layers.Activation(activation, dtype="float32", name=f"head_{activation}")(logits)
-    cfg.depth = 5
     return keras.Model(inputs, outputs, name=f"unet_sm_{name}")
 
 

@@ -1,0 +1,40 @@
+"""The backbone registry and the two build steps: resolve the config, then build from it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from conftest import shared_path
+
+from unet_tf.config import ModelConfig
+from unet_tf.models import BUILDERS, backbone_names, build_model, resolve_model_config
+from unet_tf.models.encoders import ENCODERS
+from unet_tf.models.encoders.weights import md5sum
+from unet_tf.registry import Registry
+
+
+def test_encoder_families_merge_into_one_registry_of_backbones():
+    assert isinstance(ENCODERS, Registry) and (ENCODERS.kind, ENCODERS.option) == (
+        "backbone",
+        "--backbone",
+    )
+    assert ENCODERS.names() == ("vgg16", "resnet50", "inceptionresnetv2")
+    assert all(entry.name == entry.value.name and entry.help for entry in ENCODERS)
+    assert backbone_names() == ["none", *ENCODERS.names(), "sm:<name>"]
+    assert list(BUILDERS) == ["none", *ENCODERS.names(), "sm"]
+
+
+def test_resolving_records_the_weights_md5_and_building_uses_the_resolved_copy(monkeypatch):
+    path = shared_path("weights", "vgg16_imagenet_notop.h5")
+    cfg = ModelConfig(backbone="vgg16", in_channels=1, encoder_weights=str(path))
+    original = dataclasses.replace(cfg)
+    resolved = resolve_model_config(cfg, 32)
+    assert (resolved.depth, resolved.encoder_weights_md5) == (5, md5sum(path))
+    assert cfg == original
+    none = resolve_model_config(dataclasses.replace(cfg, encoder_weights="none"), 32)
+    assert none.encoder_weights_md5 is None
+    built = []
+    route = BUILDERS["vgg16"]
+    monkeypatch.setitem(BUILDERS, "vgg16", route._replace(build=built.append))
+    build_model(cfg, 32)
+    assert built == [resolved] and cfg == original
