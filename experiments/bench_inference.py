@@ -29,14 +29,15 @@ import numpy as np
 from unet_tf.config import RunConfig
 from unet_tf.inference.predictor import InferenceOptions, Predictor
 from unet_tf.models import build_model
-from unet_tf.runtime.precision import set_precision
+import keras
+from unet_tf.runtime.precision import resolve_precision
 
 backbone, precision, side, tile, batches, repeats = sys.argv[1:7]
 side, tile, repeats = int(side), int(tile), int(repeats)
 cfg = RunConfig()
 cfg.model.backbone, cfg.model.encoder_weights = backbone, "none"
 cfg.model.in_channels, cfg.model.base_filters, cfg.data.patch = 3, 32, tile
-set_precision(precision)
+keras.mixed_precision.set_global_policy(resolve_precision(precision))  # one model per child
 model = build_model(cfg.model, tile)
 image = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
 out = {"parameters": model.count_params()}

@@ -22,12 +22,14 @@ import json, sys, time
 import numpy as np
 import unet_tf
 from unet_tf.config import RunConfig
-from unet_tf.runtime.precision import set_precision
+import keras
+from unet_tf.runtime.precision import resolve_precision
 from unet_tf.training.fit import build_compiled_model
 precision, jit, steps = sys.argv[1], sys.argv[2], int(sys.argv[3])
 cfg = RunConfig()
 cfg.model.base_filters, cfg.model.in_channels, cfg.data.size = 16, 1, 128
-cfg.train.precision = set_precision(precision)
+cfg.train.precision = resolve_precision(precision)
+keras.mixed_precision.set_global_policy(cfg.train.precision)  # one model per child process
 cfg.train.jit_compile = jit
 model = build_compiled_model(cfg)
 rng = np.random.default_rng(0)

@@ -21,12 +21,14 @@ import json, sys, time
 import numpy as np
 import unet_tf
 from unet_tf.config import RunConfig
-from unet_tf.runtime.precision import set_precision
+import keras
+from unet_tf.runtime.precision import resolve_precision
 from unet_tf.training.fit import build_compiled_model
 base, size, precision, steps = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 cfg = RunConfig()
 cfg.model.base_filters, cfg.model.in_channels, cfg.data.size = base, 1, size
-cfg.train.precision = set_precision(precision)
+cfg.train.precision = resolve_precision(precision)
+keras.mixed_precision.set_global_policy(cfg.train.precision)  # one model per child process
 cfg.train.jit_compile = "off"
 model = build_compiled_model(cfg)
 rng = np.random.default_rng(0)

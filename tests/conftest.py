@@ -75,3 +75,17 @@ def tiny_config():
         return cfg
 
     return make
+
+
+# The smallest network `unet-tf fit` trains in seconds at 64 px, for CLI tests.
+TINY_FIT = ["--size", "64", "--base-filters", "4", "--depth", "2", "--batch-size", "2"]
+TINY_FIT += ["--precision", "float32", "--quiet"]
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """Run the CLI in this process: exit code, stdout, stderr."""
+    from unet_tf.cli import main
+
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -25,10 +25,13 @@ def test_unknown_key_is_named(tmp_path):
 
 
 def test_invalid_values_are_rejected():
+    """Named choices are checked against their registries when the config is resolved."""
+    from unet_tf.training.resolve import check_choices
+
     cfg = RunConfig()
     cfg.train.loss = "mse"
-    with pytest.raises(UserError, match="loss 'mse' is not one of"):
-        cfg.validate()
+    with pytest.raises(UserError, match=r"unknown loss 'mse' \(--loss\); choose one of bce"):
+        check_choices(cfg)
 
 
 def test_default_epochs_depend_on_backbone():

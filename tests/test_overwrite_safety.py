@@ -18,9 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import TINY_FIT as TINY
+from conftest import run_cli as run
 
 from unet_tf.atomic import TMP_PREFIX, atomic_path, atomic_write_text
-from unet_tf.cli.main import main
+from unet_tf.cli import main
 from unet_tf.errors import UserError
 from unet_tf.rundir import (
     LOCK,
@@ -31,15 +33,6 @@ from unet_tf.rundir import (
     recover_interrupted_swap,
     remove_ours,
 )
-
-TINY = ["--size", "64", "--base-filters", "4", "--depth", "2", "--batch-size", "2"]
-TINY += ["--precision", "float32", "--quiet"]
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def tree(folder: Path) -> dict[str, bytes]:
@@ -162,7 +155,7 @@ def test_json_that_is_a_folder_is_refused(trained, tmp_path, capsys):
 
 def _fit_command(data: Path, run_dir: Path, *extra: str) -> list[str]:
     args = ["fit", "--data", data, "--run-dir", run_dir, *TINY, *extra]
-    return [sys.executable, "-m", "unet_tf.cli.main", *map(str, args)]
+    return [sys.executable, "-m", "unet_tf.cli", *map(str, args)]
 
 
 def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> None:

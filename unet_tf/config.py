@@ -19,16 +19,14 @@ from typing import Any
 import yaml
 
 from unet_tf.atomic import atomic_write_text
-from unet_tf.errors import UserError
+from unet_tf.errors import UserError, first_line
 
-LOSSES = ("bce", "weighted-bce", "focal", "dice", "dice-focal", "focal-logdice")
 LR_SCHEDULES = ("step", "cosine", "plateau", "none")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 SKIP_MERGES = ("resize", "crop", "pad")
 INPUT_ADAPTERS = ("repeat", "conv")
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 JIT_COMPILE = ("auto", "on", "off")
-FORMATS = ("auto", "folder", "ctc", "drive", "video")
 ANNOTATIONS = ("gt", "st", "gt+st")  # Cell Tracking Challenge gold, silver, gold else silver
 
 
@@ -116,6 +114,11 @@ class RunConfig:
         return self.data.patch or self.data.size
 
     @property
+    def resize_to(self) -> int | None:
+        """The side images are resized to for training; None when training on patches."""
+        return None if self.data.patch else self.data.size
+
+    @property
     def epochs(self) -> int:
         if self.train.epochs is not None:
             return self.train.epochs
@@ -124,7 +127,6 @@ class RunConfig:
     def validate(self) -> None:
         """Reject values the CLI's choices cannot catch (configs loaded from YAML)."""
         checks = [
-            (self.train.loss in LOSSES, f"loss {self.train.loss!r} is not one of {LOSSES}"),
             (
                 self.train.lr_schedule in LR_SCHEDULES,
                 f"lr_schedule {self.train.lr_schedule!r} is not one of {LR_SCHEDULES}",
@@ -146,7 +148,6 @@ class RunConfig:
                 f"skip_merge {self.model.skip_merge!r} is not one of {SKIP_MERGES}",
             ),
             (0.0 <= self.data.val_split < 1.0, "val_split must be in [0, 1)"),
-            (self.data.format in FORMATS, f"format {self.data.format!r} is not one of {FORMATS}"),
             (
                 self.data.annotations in ANNOTATIONS,
                 f"annotations {self.data.annotations!r} is not one of {ANNOTATIONS}",
@@ -231,7 +232,7 @@ class RunConfig:
                 f"{path} is not a text file; pass a YAML config such as a run's config.yaml"
             ) from None
         except yaml.YAMLError as exc:
-            raise UserError(f"{path} is not valid YAML: {exc}".splitlines()[0]) from None
+            raise UserError(f"{path} is not valid YAML: {first_line(exc)}") from None
         if not isinstance(raw, dict):
             raise UserError(f"{path} must hold a mapping with model/data/train sections")
         return cls.from_dict(raw, str(path))

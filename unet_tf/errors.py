@@ -37,3 +37,15 @@ def os_error_message(exc: OSError) -> str | None:
         return None
     where = f"cannot write {exc.filename}: " if exc.filename else ""
     return f"{where}{hint}"
+
+
+def first_line(exc: BaseException | str, limit: int = 200) -> str:
+    """The first line of an exception's message (or its type), for one-line errors.
+
+    Libraries (h5py, TensorFlow, converters) raise multi-line messages; a user needs the
+    first line, and the type name when the message is empty.
+    """
+    text = str(exc).strip()
+    if not text and isinstance(exc, BaseException):
+        text = type(exc).__name__
+    return text.splitlines()[0][:limit] if text else ""

@@ -163,13 +163,29 @@ def check_writable(folder: Path, option: str) -> None:
         )
 
 
-def check_output_file(path: Path, option: str, overwrite: bool) -> None:
-    """An output file may be created, or replaced with ``--overwrite``; never a folder."""
-    if path.is_dir():
-        raise UserError(f"{option} {path} is a folder; name a file to write, e.g. scores.json")
-    if path.exists() and not overwrite:
-        raise UserError(f"{path} already exists; pass --overwrite or choose another {option}")
-    check_writable(path.parent, option)
+def check_new_outputs(
+    paths: Iterable[Path], option: str, overwrite: bool, holds: str | None = None
+) -> None:
+    """The one guard for output files: each may be created, or replaced with
+    ``--overwrite``; a folder standing where a file would go is never replaced, and the
+    folders must be writable, so nothing is computed only to be lost. ``holds`` names
+    what the files make up together (e.g. "a report"), for the message."""
+    paths = [Path(p) for p in paths]
+    folders = [p for p in paths if p.is_dir()]
+    if folders:
+        raise UserError(f"{option} {folders[0]} is a folder; name a file to write there instead")
+    taken = [p for p in paths if p.exists()]
+    if taken and not overwrite:
+        names = list_some([p.name for p in taken])
+        if holds:
+            what = f"{taken[0].parent} already holds {holds} ({names})"
+        elif len(taken) == 1:
+            what = f"{taken[0]} already exists"
+        else:
+            what = f"{len(taken)} output files already exist in {taken[0].parent}: {names}"
+        raise UserError(f"{what}; pass --overwrite or choose another {option}")
+    for folder in sorted({p.parent for p in paths}):
+        check_writable(folder, option)
 
 
 @dataclass

@@ -2,6 +2,6 @@
 
 import sys
 
-from unet_tf.cli.main import main
+from unet_tf.cli import main
 
 sys.exit(main())

@@ -28,7 +28,7 @@ import yaml
 from scipy import ndimage
 
 from unet_tf.config import coerce, describe_type
-from unet_tf.errors import UserError
+from unet_tf.errors import UserError, first_line
 
 REFLECT = cv2.BORDER_REFLECT_101
 
@@ -159,7 +159,7 @@ def load_augment_file(path: Path) -> list[AugmentSpec]:
     except FileNotFoundError:
         raise UserError(f"augmentation file not found: {path}") from None
     except yaml.YAMLError as exc:
-        raise UserError(f"{path} is not valid YAML: {exc}".splitlines()[0]) from None
+        raise UserError(f"{path} is not valid YAML: {first_line(exc)}") from None
     if isinstance(raw, dict):
         raw = [{name: params or {}} for name, params in raw.items()]
     if not isinstance(raw, list):
@@ -246,7 +246,7 @@ def _reason(exc: ValueError) -> str:
     if isinstance(cause, pydantic.ValidationError) and cause.errors():
         first = cause.errors()[0]
         return f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
-    return str(exc).splitlines()[0]
+    return first_line(exc)
 
 
 def apply(

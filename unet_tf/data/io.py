@@ -10,7 +10,7 @@ from PIL import Image, UnidentifiedImageError
 
 from unet_tf.atomic import atomic_path
 from unet_tf.data.checks import warn
-from unet_tf.errors import UserError
+from unet_tf.errors import UserError, first_line
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp")
 MIN_SIDE = 2  # a single row, column or pixel is not a 2-D image
@@ -48,7 +48,7 @@ def read_image(path: Path | str) -> np.ndarray:
     except FileNotFoundError:
         raise UserError(f"file not found: {path}") from None
     except (UnidentifiedImageError, OSError, ValueError, tifffile.TiffFileError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise UserError(
             f"cannot read {path}: {reason}; replace or remove the file "
             "(it may be truncated or not an image)"

@@ -25,7 +25,7 @@ from unet_tf.data.augment import apply, build_augmenter
 from unet_tf.data.checks import warn
 from unet_tf.data.resize import resize_image, resize_nearest
 from unet_tf.data.sample import Sample
-from unet_tf.errors import UserError
+from unet_tf.data.targets import make_target
 
 MAX_ASPECT = 4.0  # longer side / shorter side beyond which --size visibly distorts objects
 
@@ -38,19 +38,6 @@ class Prepared:
     image: np.ndarray  # (H, W, C)
     target: np.ndarray  # (H, W, K): K = 1 binary, or one-hot classes
     weight: np.ndarray | None  # (H, W, 1)
-
-
-def make_target(mask: np.ndarray, num_classes: int, threshold: float, path: str = "") -> np.ndarray:
-    """Binary foreground (value > threshold) or one-hot classes (values 0..N-1)."""
-    if num_classes == 1:
-        return (mask > threshold).astype(np.float32)[..., None]
-    values = mask.astype(np.int64)
-    if values.min() < 0 or values.max() >= num_classes:
-        raise UserError(
-            f"mask {path} has values {int(values.min())}..{int(values.max())}, but "
-            f"--classes {num_classes} needs class indices 0..{num_classes - 1}"
-        )
-    return np.eye(num_classes, dtype=np.float32)[values]
 
 
 def prepare(samples: list[Sample], cfg: RunConfig, resize_to: int | None) -> list[Prepared]:

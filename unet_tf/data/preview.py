@@ -20,6 +20,7 @@ from unet_tf.data.formats.registry import read_dataset
 from unet_tf.data.io import write_png
 from unet_tf.data.pipeline import make_dataset, prepare
 from unet_tf.errors import UserError
+from unet_tf.rundir import check_new_outputs
 from unet_tf.viz import TP, display_rgb
 
 GAP = 4
@@ -44,11 +45,10 @@ def preview_grid(cfg: RunConfig, rows: int = 4, cols: int = 6) -> np.ndarray:
         raise UserError("augment-preview needs at least 1 row and 2 columns")
     samples = read_dataset(cfg.data.data, cfg.data)
     picks = np.unique(np.linspace(0, len(samples) - 1, min(rows, len(samples))).round())
-    resize_to = None if cfg.data.patch else cfg.data.size
     side = cfg.input_size
     lines = []
     for row, index in enumerate(picks.astype(int)):
-        item = prepare([samples[index]], cfg, resize_to)[0]
+        item = prepare([samples[index]], cfg, cfg.resize_to)[0]
         draw_cfg = copy.deepcopy(cfg)
         draw_cfg.train.batch_size = cols - 1
         draw_cfg.train.seed = cfg.train.seed + row
@@ -76,8 +76,7 @@ def write_preview(
 ) -> Path:
     """Write the preview grid as a PNG, refusing to replace a file unless asked."""
     out = Path(out)
-    if out.exists() and not overwrite:
-        raise UserError(f"{out} already exists; pass --overwrite or choose another --out")
+    check_new_outputs([out], "--out", overwrite)
     if out.suffix.lower() != ".png":
         raise UserError(f"--out {out} must be a .png file")
     cfg.validate()

@@ -35,7 +35,6 @@ def split_samples(samples: list[Sample], cfg: DataConfig) -> tuple[list[Sample],
     else:
         return samples, []
     chosen = set(val_idx.tolist())
-    cfg.val_names = [samples[i].name for i in sorted(chosen)]
     train = [s for i, s in enumerate(samples) if i not in chosen]
     val = [s for i, s in enumerate(samples) if i in chosen]
     return train, val

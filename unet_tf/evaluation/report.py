@@ -23,12 +23,12 @@ from matplotlib.ticker import MaxNLocator
 
 from unet_tf.atomic import atomic_path, atomic_write_text
 from unet_tf.data.io import write_png
-from unet_tf.data.pipeline import make_target
 from unet_tf.data.sample import Sample
-from unet_tf.errors import UserError, list_some
+from unet_tf.data.targets import truth_labels
+from unet_tf.errors import UserError
 from unet_tf.evaluation.scoring import Evaluation
 from unet_tf.inference.predictor import Predictor, to_mask
-from unet_tf.rundir import read_history
+from unet_tf.rundir import check_new_outputs, read_history
 from unet_tf.viz import panel
 
 PANEL_MAX_SIDE = 2048  # larger panels are shrunk: a 10k-pixel-wide PNG helps nobody
@@ -44,22 +44,17 @@ class ReportWriter:
         self.panels: list[Path] = []
         if self.out.exists() and not self.out.is_dir():
             raise UserError(f"--report {self.out} is a file; choose a folder")
-        taken = [name for name in FILES if (self.out / name).exists()]
-        if (self.out / "panels").is_dir() and any((self.out / "panels").iterdir()):
-            taken.append("panels/")
-        if taken and not overwrite:
-            raise UserError(
-                f"{self.out} already holds a report ({list_some(taken)}); "
-                "pass --overwrite or choose another --report folder"
-            )
-        (self.out / "panels").mkdir(parents=True, exist_ok=True)
+        panels = self.out / "panels"
+        existing_panels = sorted(panels.iterdir()) if panels.is_dir() else []
+        outputs = [self.out / name for name in FILES] + existing_panels
+        check_new_outputs(outputs, "--report", overwrite, holds="a report")
+        panels.mkdir(parents=True, exist_ok=True)
 
     def add(self, sample: Sample, probs: np.ndarray) -> None:
         """Write the panel of one image (called by ``evaluate_samples`` per image)."""
         cfg = self.predictor.cfg
         pred = to_mask(probs, self.predictor.threshold) > 0
-        target = make_target(sample.mask, cfg.model.num_classes, cfg.data.mask_threshold)
-        truth = to_mask(target, 0.5) > 0
+        truth = truth_labels(sample.mask, cfg.model.num_classes, cfg.data.mask_threshold) > 0
         if sample.fov is not None:  # outside the field of view nothing is scored
             pred, truth = pred & sample.fov, truth & sample.fov
         picture = shrink(panel(sample.image, pred, truth), PANEL_MAX_SIDE)

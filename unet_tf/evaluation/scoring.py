@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from unet_tf.config import RunConfig
-from unet_tf.data.pipeline import make_target
 from unet_tf.data.sample import Sample
+from unet_tf.data.targets import truth_labels
 from unet_tf.evaluation.confusion import SCORES, Confusion, confusion
 from unet_tf.evaluation.histograms import ProbabilityHistogram, foreground_probability
 from unet_tf.evaluation.objects import SegResult, reference_instances, seg_measure
 from unet_tf.inference.postprocess import InstanceOptions, label_instances
 from unet_tf.inference.predictor import Predictor, to_mask
+from unet_tf.inference.writers import WrittenPrediction
 
 FOV_SCORES = ("dice", "iou", "precision", "sensitivity", "specificity", "accuracy", "auc")
 
@@ -37,6 +38,17 @@ def image_confusion(pred: np.ndarray, truth: np.ndarray, classes: int, fov=None)
     for c in range(1, classes):
         total = total + confusion(pred == c, truth == c, fov)
     return total
+
+
+def describe_prediction(written: WrittenPrediction) -> str:
+    """``predict``'s line for one image: foreground pixels, Dice and IoU if it had a mask."""
+    line = f"{written.name}: {int(np.count_nonzero(written.pred))} foreground px"
+    if written.truth is not None:
+        scores = image_confusion(written.pred, written.truth, written.classes).scores()
+        line += f", Dice {scores['dice']:.4f}, IoU {scores['iou']:.4f}"
+    if written.objects is not None:
+        line += f", {written.objects} objects"
+    return line
 
 
 def all_scores(
@@ -163,9 +175,7 @@ def evaluate_samples(
     for sample in samples:
         probs = predictor.predict(sample.image, sample.path or sample.name)
         pred = to_mask(probs, predictor.threshold)
-        truth = to_mask(
-            make_target(sample.mask, classes, cfg.data.mask_threshold, sample.path), 0.5
-        )
+        truth = truth_labels(sample.mask, classes, cfg.data.mask_threshold, sample.path)
         histogram = ProbabilityHistogram.of(foreground_probability(probs), truth > 0, sample.fov)
         objects = None
         if instances is not None:

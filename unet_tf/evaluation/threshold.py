@@ -15,13 +15,12 @@ from unet_tf.evaluation.scoring import evaluate_samples
 from unet_tf.inference.predictor import Predictor
 
 
-def choose_threshold(predictor: Predictor, val: list[Sample], cfg: RunConfig) -> Predictor:
-    """Set ``cfg.train.threshold`` to the Dice-optimal value; return a predictor using it.
+def choose_threshold(predictor: Predictor, val: list[Sample], cfg: RunConfig) -> float:
+    """The Dice-optimal threshold on ``val`` (0.5 when there is nothing to choose).
 
     Multi-class models take the arg-max and have no threshold to choose.
     """
     if cfg.model.num_classes != 1 or not val:
-        return predictor
-    histogram = evaluate_samples(predictor, val, cfg).histogram
-    cfg.train.threshold, _ = histogram.best_threshold()
-    return Predictor(predictor.network, cfg, history=predictor.history)
+        return 0.5
+    threshold, _ = evaluate_samples(predictor, val, cfg).histogram.best_threshold()
+    return float(threshold)

@@ -19,8 +19,8 @@ with its patch size whenever an image is larger than that patch.
 from __future__ import annotations
 
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import keras
@@ -30,7 +30,7 @@ import tensorflow as tf
 from unet_tf.config import RunConfig
 from unet_tf.data.io import replace_non_finite
 from unet_tf.data.resize import resize_image
-from unet_tf.errors import UserError
+from unet_tf.errors import UserError, first_line
 from unet_tf.export.loaders import EXPORT_CONFIG, is_export, open_export, sidecar_config
 from unet_tf.inference.tiling import BLENDS, predict_tiled
 from unet_tf.inference.tta import TTA_MODES, with_tta
@@ -97,7 +97,7 @@ class Predictor:
         run_threshold = float(cfg.train.threshold) if cfg.train.threshold != "auto" else 0.5
         self.threshold = self.options.threshold or run_threshold
         # How the network was trained: on images resized to `size`, or on full-res patches.
-        self.resize_to = None if cfg.data.patch else cfg.data.size
+        self.resize_to = cfg.resize_to
         self.min_size = min_input_size(cfg.model)
         # An ONNX / LiteRT export that only takes one size is always tiled at that size.
         self.fixed_size = getattr(network, "fixed_size", None)
@@ -181,8 +181,24 @@ class Predictor:
             )
         return replace_non_finite(image, name)
 
-    def predict(self, image: np.ndarray, name: str = "image") -> np.ndarray:
-        """Probabilities (H, W, K) for one raw (H, W[, C]) image."""
+    def predict(
+        self, images: np.ndarray | Sequence[np.ndarray], name: str = "image"
+    ) -> np.ndarray | list[np.ndarray]:
+        """Probabilities for one image or a batch, each at its own size.
+
+        One raw image (H, W) or (H, W, C) gives (H, W, K). A batch, a (B, H, W, C) array
+        (grey images as (B, H, W, 1)) or a list of images of any sizes, gives a
+        (B, H, W, K) array or a list. Images are processed one by one, so memory is
+        bounded by the tiling, not by the batch.
+        """
+        if isinstance(images, (list, tuple)):
+            return [self._predict_one(im, f"{name} {i}") for i, im in enumerate(images)]
+        images = np.asarray(images)
+        if images.ndim == 4:
+            return np.stack([self._predict_one(im, f"{name} {i}") for i, im in enumerate(images)])
+        return self._predict_one(images, name)
+
+    def _predict_one(self, image: np.ndarray, name: str) -> np.ndarray:
         image = self.check(image, name)
         h, w = image.shape[:2]
         mode = self.mode(h, w)
@@ -243,19 +259,25 @@ def load_predictor(path: Path | str, options: InferenceOptions | None = None) ->
         loading = load_options(saved.model.backbone) if saved else {}
         model = keras.saving.load_model(model_file, **loading)
     except Exception as exc:  # Keras raises many types for a damaged archive
-        reason = str(exc).splitlines()[0][:200]
+        reason = first_line(exc)
         raise UserError(
             f"cannot load {model_file}: {reason}; the file may be damaged, copy it again"
         ) from None
-    cfg = saved or _config_for(model)
+    cfg = saved or config_for(model)
     history = model_file.parent / HISTORY
     return Predictor(model, cfg, options, history if history.exists() else None)
 
 
-def _config_for(model: keras.Model) -> RunConfig:
-    """Settings for a bare ``.keras`` file: native resolution, channels from the model."""
-    cfg = RunConfig()
-    cfg.model.in_channels = int(model.inputs[0].shape[-1])
-    cfg.model.num_classes = int(model.outputs[0].shape[-1])
-    cfg.data.patch = cfg.data.size  # no resizing
-    return cfg
+def config_for(model: keras.Model) -> RunConfig:
+    """Settings for a model without a run (a bare ``.keras`` file, or one built in a
+    notebook): channels and classes from the model, applied at native resolution."""
+    defaults = RunConfig()
+    return replace(
+        defaults,
+        model=replace(
+            defaults.model,
+            in_channels=int(model.inputs[0].shape[-1]),
+            num_classes=int(model.outputs[0].shape[-1]),
+        ),
+        data=replace(defaults.data, patch=defaults.data.size),  # no resizing
+    )

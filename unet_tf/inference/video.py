@@ -24,8 +24,9 @@ import tifffile
 
 from unet_tf.atomic import atomic_path
 from unet_tf.data.formats.video import FrameSource, is_video, match_channels
-from unet_tf.errors import UserError, list_some
+from unet_tf.errors import UserError
 from unet_tf.inference.predictor import Predictor, to_mask
+from unet_tf.rundir import check_new_outputs
 from unet_tf.viz import overlay
 
 MASK_CODECS = ("FFV1", "HFYU", "MJPG")  # lossless first; MJPG only if neither exists
@@ -90,12 +91,7 @@ def predict_video(
 ) -> dict[str, Path]:
     """Segment every frame of ``video``; return the paths written."""
     paths = video_outputs(Path(video), Path(out))
-    taken = [p.name for p in paths.values() if p.exists()]
-    if taken and not overwrite:
-        raise UserError(
-            f"{len(taken)} output file(s) already exist in {out}: {list_some(taken)}; "
-            "pass --overwrite or choose another --out"
-        )
+    check_new_outputs(list(paths.values()), "--out", overwrite)
     source = FrameSource(video)
     out.mkdir(parents=True, exist_ok=True)
     h, w = source.shape

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +13,11 @@ from unet_tf.atomic import atomic_path
 from unet_tf.data.formats.folder import is_folder_dataset, list_images, read_folder
 from unet_tf.data.io import is_image_file, read_image, to_channels, write_png
 from unet_tf.data.sample import Sample
+from unet_tf.data.targets import truth_labels
 from unet_tf.errors import UserError, list_some
+from unet_tf.inference.postprocess import InstanceOptions, label_instances
 from unet_tf.inference.predictor import Predictor, to_mask
+from unet_tf.rundir import check_new_outputs
 from unet_tf.viz import panel
 
 
@@ -59,20 +64,9 @@ def output_paths(out: Path, name: str, classes: int, instances: bool = False) ->
 def check_free(
     out: Path, samples: list[Sample], classes: int, overwrite: bool, instances: bool = False
 ) -> None:
-    """Refuse to replace existing outputs unless asked to."""
-    if overwrite:
-        return
-    taken = [
-        p.name
-        for s in samples
-        for p in output_paths(out, s.name, classes, instances).values()
-        if p.exists()
-    ]
-    if taken:
-        raise UserError(
-            f"{len(taken)} output file(s) already exist in {out}: {list_some(taken)}; "
-            "pass --overwrite or choose another --out"
-        )
+    """Refuse to replace existing outputs unless asked to (the one output guard)."""
+    paths = [p for s in samples for p in output_paths(out, s.name, classes, instances).values()]
+    check_new_outputs(paths, "--out", overwrite)
 
 
 def write_prediction(
@@ -95,3 +89,57 @@ def write_instances(out: Path, name: str, labels: np.ndarray) -> None:
     if labels.max() > np.iinfo(np.uint16).max:
         raise UserError(f"{name} has {labels.max()} objects, more than a 16-bit PNG can label")
     write_png(out / f"{name}_instances.png", labels.astype(np.uint16))
+
+
+@dataclass(frozen=True)
+class WrittenPrediction:
+    """One image's prediction, as written by :func:`predict_to_files`, for its caller to report.
+
+    The labels are kept so that the caller can score them (the scores live a layer up,
+    in ``unet_tf.evaluation``) without predicting again.
+    """
+
+    name: str
+    pred: np.ndarray  # (H, W) labels at the predictor's threshold
+    truth: np.ndarray | None  # the same labels from the input's own mask, if it has one
+    classes: int
+    objects: int | None  # the number of objects, with instances
+
+
+def predict_to_files(
+    predictor: Predictor,
+    samples: list[Sample],
+    out: Path,
+    overwrite: bool = False,
+    instances: InstanceOptions | None = None,
+) -> Iterator[WrittenPrediction]:
+    """Predict each sample and write its mask, probabilities, panel (and object labels).
+
+    Existing outputs are refused before anything is predicted, unless ``overwrite``;
+    then one image is predicted and written per step of the returned iterator, so the
+    caller can report progress as it goes.
+    """
+    classes = predictor.cfg.model.num_classes
+    check_free(out, samples, classes, overwrite, instances is not None)
+    return _predict_each(predictor, samples, out, instances)
+
+
+def _predict_each(
+    predictor: Predictor, samples: list[Sample], out: Path, instances: InstanceOptions | None
+) -> Iterator[WrittenPrediction]:
+    classes = predictor.cfg.model.num_classes
+    for sample in samples:
+        probs = predictor.predict(sample.image, sample.path)
+        pred = to_mask(probs, predictor.threshold)
+        truth = None
+        if sample.mask is not None:
+            truth = truth_labels(
+                sample.mask, classes, predictor.cfg.data.mask_threshold, sample.path
+            )
+        write_prediction(out, sample, probs, predictor, truth)
+        objects = None
+        if instances is not None:
+            labels = label_instances(pred > 0, instances)
+            write_instances(out, sample.name, labels)
+            objects = int(labels.max())
+        yield WrittenPrediction(sample.name, pred, truth, classes, objects)

@@ -26,12 +26,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import tensorflow as tf
 
 from unet_tf.atomic import TMP_PREFIX
 from unet_tf.config import STRATEGIES
-from unet_tf.errors import UserError
+from unet_tf.errors import UserError, first_line
 
 TASK_TYPES = ("chief", "worker")
 DOCS = "see docs/distributed.md"
@@ -280,30 +279,6 @@ def every_replica(
     return strategy.distribute_datasets_from_function(per_worker), steps
 
 
-def fix_multiworker_fit(model: keras.Model) -> None:
-    """Let Keras 3 ``fit`` run under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585).
-
-    Keras 3.15 fails twice there. Before the first step it reduces a whole batch
-    tuple to build metrics symbolically, which this strategy cannot do; skipping that
-    makes Keras build them while tracing the first step, as it does without a
-    strategy. After each step it averages the replicas' scalar logs along axis 0,
-    which scalars lack; returning them as 1-vectors makes that mean the scalar Keras
-    expects. Other strategies are left alone.
-    """
-    if not isinstance(model.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return
-
-    def as_vectors(step: Callable) -> Callable:
-        def wrapped(data):
-            return {name: tf.reshape(value, [1]) for name, value in step(data).items()}
-
-        return wrapped
-
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
-    model.train_step = as_vectors(model.train_step)
-    model.test_step = as_vectors(model.test_step)
-
-
 @contextlib.contextmanager
 def cluster_failures(dist: Distribution) -> Iterator[None]:
     """Turn a lost worker into one line that says how to resume.
@@ -316,9 +291,9 @@ def cluster_failures(dist: Distribution) -> Iterator[None]:
     except (tf.errors.UnavailableError, tf.errors.AbortedError) as exc:
         if dist.workers == 1:
             raise
-        first = (exc.message or type(exc).__name__).strip().splitlines()[0]
         raise UserError(
-            f"{dist.task}: the cluster lost a worker ({first[:160]}); start every worker "
+            f"{dist.task}: the cluster lost a worker ({first_line(exc.message or exc, 160)}); "
+            "start every worker "
             "again with the same command to resume from the last finished epoch"
         ) from None
 

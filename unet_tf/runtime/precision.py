@@ -7,6 +7,8 @@ GPUs want ``mixed_float16``. Models keep their final activation in float32.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import keras
@@ -37,8 +39,17 @@ def resolve_precision(name: str) -> str:
     return "mixed_bfloat16" if cpu_supports_bf16() else "float32"
 
 
-def set_precision(name: str) -> str:
-    """Set the global Keras dtype policy (before any model is built); return its name."""
+@contextlib.contextmanager
+def precision_policy(name: str) -> Iterator[str]:
+    """Build and train under the Keras dtype policy ``name`` names, then restore the old one.
+
+    Keras reads the global policy when a layer is created, so it must be set around
+    model building; restoring it keeps a notebook's later models in their own precision.
+    """
+    previous = keras.mixed_precision.global_policy()
     policy = resolve_precision(name)
     keras.mixed_precision.set_global_policy(policy)
-    return policy
+    try:
+        yield policy
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from unet_tf.atomic import atomic_path, atomic_write_text
-from unet_tf.errors import UserError
+from unet_tf.errors import UserError, first_line
 
 SLOTS = ("slot-0", "slot-1")
 WEIGHTS = "state.weights.h5"
@@ -78,7 +78,7 @@ def restore_backup(model: keras.Model, backup_dir: Path) -> Restored | None:
             epoch = int(json.loads(metadata.read_text())["epoch"])
             model.load_weights(weights)
         except Exception as exc:  # h5py and Keras raise many kinds for a damaged file
-            reason = _first_line(exc)
+            reason = first_line(exc, 160)
             problems.append(f"{weights.parent.name}: {reason}")
             if i + 1 < len(candidates):
                 older = candidates[i + 1][0].parent
@@ -111,11 +111,6 @@ def _epoch_or_none(metadata: Path) -> int | None:
         return int(json.loads(metadata.read_text())["epoch"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:160]
 
 
 def remove_backup(backup_dir: Path) -> None:

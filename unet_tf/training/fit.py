@@ -17,7 +17,6 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from unet_tf import __version__
 from unet_tf.atomic import atomic_write_text, remove_stale_temporaries
 from unet_tf.config import RunConfig
 from unet_tf.data.border_weights import add_border_weights
@@ -49,14 +48,14 @@ from unet_tf.runtime.distribute import (
     check_batch,
     cluster_failures,
     every_replica,
-    fix_multiworker_fit,
     lr_factor,
     make_distribution,
     replicas_in_sync,
     shard_by_data,
     writable_dir,
 )
-from unet_tf.runtime.precision import set_precision
+from unet_tf.runtime.keras_internals import fix_multiworker_fit
+from unet_tf.runtime.precision import precision_policy
 from unet_tf.runtime.xla import use_xla
 from unet_tf.training.callbacks import PredictionImages, lr_schedule
 from unet_tf.training.checkpoints import (
@@ -71,6 +70,7 @@ from unet_tf.training.checkpoints import (
 from unet_tf.training.losses import get_loss
 from unet_tf.training.metrics import training_metrics
 from unet_tf.training.phases import Phase, training_phases, unfreeze
+from unet_tf.training.resolve import resolve_config
 
 
 @dataclass
@@ -78,6 +78,7 @@ class FitResult:
     run_dir: Path
     metrics: dict
     resumed: bool
+    config: RunConfig  # as resolved and saved in the run's config.yaml
     chief: bool = True  # False on multiworker workers, which write nothing to run_dir
 
 
@@ -136,13 +137,17 @@ def fit(
     if run_dir is None and dist.workers > 1:
         raise UserError("multiworker training needs --run-dir on storage that all workers share")
     train, val = load_training_data(cfg)
+    cfg = resolve_config(cfg, train, val)
     target = Path(run_dir) if run_dir else default_run_dir()
-    if not dist.chief:  # workers write nothing to the run; the chief opens and locks it
-        return _train_and_finish(cfg, dist, target, (target / BACKUP).is_dir(), train, val, 0, log)
-    data_paths = (cfg.data.data, cfg.data.val, cfg.data.masks)
-    with open_run_dir(target, cfg, overwrite, data_paths) as run:
-        result = _train_and_finish(cfg, dist, run.work, run.resumed, train, val, verbose, log)
-        run.publish()
+    keras.utils.set_random_seed(cfg.train.seed)
+    with precision_policy(cfg.train.precision):  # restored afterwards, for notebooks
+        if not dist.chief:  # workers write nothing to the run; the chief opens and locks it
+            resumed = (target / BACKUP).is_dir()
+            return _train_and_finish(cfg, dist, target, resumed, train, val, 0, log)
+        data_paths = (cfg.data.data, cfg.data.val, cfg.data.masks)
+        with open_run_dir(target, cfg, overwrite, data_paths) as run:
+            result = _train_and_finish(cfg, dist, run.work, run.resumed, train, val, verbose, log)
+            run.publish()
     return replace(result, run_dir=target)
 
 
@@ -157,13 +162,8 @@ def _train_and_finish(
     log: Callable[[str], None],
 ) -> FitResult:
     """Build, train and score into ``run_dir`` (the run, or its staged replacement)."""
-    keras.utils.set_random_seed(cfg.train.seed)
-    cfg.train.precision = set_precision(cfg.train.precision)
-    cfg.model.in_channels = train[0].channels
-    cfg.version = __version__
-    resize_to = None if cfg.data.patch else cfg.data.size
-    train_items = prepare(train, cfg, resize_to)
-    val_items = prepare(val, cfg, resize_to) if val else []
+    train_items = prepare(train, cfg, cfg.resize_to)
+    val_items = prepare(val, cfg, cfg.resize_to) if val else []
 
     with dist.strategy.scope():
         model = build_compiled_model(cfg)
@@ -184,12 +184,12 @@ def _train_and_finish(
         "jit_compile": bool(model.jit_compile),
     }
     if dist.chief:
-        metrics = finish_run(cfg, run_dir, val, timing)
+        cfg, metrics = finish_run(cfg, run_dir, val, timing)
     else:
         metrics = {"validation": None, **timing}
     with cluster_failures(dist):
         dist.barrier()  # workers stay in the cluster until the chief has written the run
-    return FitResult(run_dir, metrics, resumed, chief=dist.chief)
+    return FitResult(run_dir, metrics, resumed, cfg, chief=dist.chief)
 
 
 def build_compiled_model(cfg: RunConfig) -> keras.Model:
@@ -249,8 +249,13 @@ def train_model(
                 )
 
 
-def finish_run(cfg: RunConfig, run_dir: Path, val: list[Sample], timing: dict) -> dict:
+def finish_run(
+    cfg: RunConfig, run_dir: Path, val: list[Sample], timing: dict
+) -> tuple[RunConfig, dict]:
     """Score the best model on the validation images at full size; write metrics.json.
+
+    Returns the final config (with the chosen threshold under ``--threshold auto``)
+    and the metrics.
 
     The resume state is removed only after metrics.json is written: until then a
     rerun restores the last epoch, trains nothing more and comes straight here.
@@ -258,8 +263,10 @@ def finish_run(cfg: RunConfig, run_dir: Path, val: list[Sample], timing: dict) -
     best = keras.saving.load_model(run_dir / MODEL, **load_options(cfg.model.backbone))
     predictor = Predictor(best, cfg)
     if cfg.train.threshold == "auto":
-        predictor = choose_threshold(predictor, val, cfg)
+        threshold = choose_threshold(predictor, val, cfg)
+        cfg = replace(cfg, train=replace(cfg.train, threshold=threshold))
         cfg.save(run_dir / CONFIG)
+        predictor = Predictor(best, cfg, history=predictor.history)
     scores = evaluate_samples(predictor, val, cfg) if val else None
     metrics = {
         "validation": scores.summary() if scores else None,
@@ -270,7 +277,7 @@ def finish_run(cfg: RunConfig, run_dir: Path, val: list[Sample], timing: dict) -
     }
     atomic_write_text(run_dir / METRICS, json.dumps(metrics, indent=2))
     remove_backup(run_dir / BACKUP)
-    return metrics
+    return cfg, metrics
 
 
 def make_callbacks(

@@ -17,11 +17,13 @@ classes. Probabilities are clipped to [1e-7, 1 - 1e-7] before any logarithm.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import keras
 import tensorflow as tf
 
 from unet_tf.config import TrainConfig
-from unet_tf.errors import UserError
+from unet_tf.registry import Registry
 from unet_tf.runtime.distribute import replicas_in_sync
 
 PACKAGE = "unet_tf"
@@ -204,25 +206,38 @@ class FocalLogDiceLoss(FocalLoss):
         return {**super().get_config(), "weight": self.weight}
 
 
+def _gamma(cfg: TrainConfig, default: float) -> float:
+    return default if cfg.focal_gamma is None else cfg.focal_gamma
+
+
+LossFactory = Callable[[TrainConfig], SegmentationLoss]
+LOSSES: Registry[LossFactory] = Registry("loss", "--loss")
+LOSSES.add("bce", lambda cfg: BinaryCrossentropy(), "weighted mean binary cross-entropy")
+LOSSES.add(
+    "weighted-bce",
+    lambda cfg: WeightedBinaryCrossentropy(),
+    "BCE with the data's weight maps (U-Net border weights), else class-balanced",
+)
+LOSSES.add(
+    "focal",
+    lambda cfg: FocalLoss(alpha=cfg.focal_alpha, gamma=_gamma(cfg, 2.0)),
+    "Lin et al.'s focal loss (alpha 0.8, gamma 2)",
+)
+LOSSES.add("dice", lambda cfg: DiceLoss(), "1 - soft Dice over the batch")
+LOSSES.add(
+    "dice-focal",
+    lambda cfg: DiceFocalLoss(alpha=cfg.focal_alpha, gamma=_gamma(cfg, 0.9)),
+    "soft Dice loss + focal (gamma 0.9), the first study's loss",
+)
+LOSSES.add(
+    "focal-logdice",
+    lambda cfg: FocalLogDiceLoss(
+        alpha=cfg.focal_alpha, gamma=_gamma(cfg, 0.9), weight=cfg.logdice_weight
+    ),
+    "alpha * focal - log(soft Dice)",
+)
+
+
 def get_loss(cfg: TrainConfig) -> SegmentationLoss:
     """The loss a training config names, with its hyper-parameters."""
-    name = cfg.loss
-    gamma = cfg.focal_gamma
-    if name == "bce":
-        return BinaryCrossentropy()
-    if name == "weighted-bce":
-        return WeightedBinaryCrossentropy()
-    if name == "focal":
-        return FocalLoss(alpha=cfg.focal_alpha, gamma=2.0 if gamma is None else gamma)
-    if name == "dice":
-        return DiceLoss()
-    if name == "dice-focal":
-        return DiceFocalLoss(alpha=cfg.focal_alpha, gamma=0.9 if gamma is None else gamma)
-    if name == "focal-logdice":
-        return FocalLogDiceLoss(
-            alpha=cfg.focal_alpha, gamma=0.9 if gamma is None else gamma, weight=cfg.logdice_weight
-        )
-    raise UserError(
-        f"unknown loss {name!r}; choose one of bce, weighted-bce, focal, dice, dice-focal, "
-        "focal-logdice"
-    )
+    return LOSSES.get(cfg.loss)(cfg)

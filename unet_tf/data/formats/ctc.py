@@ -23,7 +23,7 @@ from unet_tf.config import DataConfig
 from unet_tf.data.checks import load_all, size_mismatch
 from unet_tf.data.io import read_image, to_channels, to_label
 from unet_tf.data.sample import Sample
-from unet_tf.errors import UserError, list_some
+from unet_tf.errors import UserError, first_line, list_some
 
 SEQUENCE = re.compile(r"^\d{2,}$")
 TRACK = re.compile(r"^(\d{2,})_(GT|ST)$")
@@ -160,7 +160,7 @@ def _read_slice(path: Path, z: int) -> np.ndarray:
     except FileNotFoundError:
         raise UserError(f"file not found: {path}") from None
     except (OSError, ValueError, tifffile.TiffFileError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = first_line(exc)
         raise UserError(f"cannot read {path}: {reason}; replace or remove the file") from None
     if volume.ndim != 3 or z >= volume.shape[0]:
         raise UserError(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -15,22 +16,46 @@ from unet_tf.config import DataConfig
 from unet_tf.data.formats import ctc, drive, folder, video
 from unet_tf.data.sample import Sample
 from unet_tf.errors import UserError, list_some
+from unet_tf.registry import Registry
 
 Reader = Callable[[Path, DataConfig, bool], list[Sample]]
 
-READERS: dict[str, Reader] = {
-    "folder": lambda root, cfg, require_masks: folder.read_folder(root, require_masks),
-    "ctc": ctc.read_ctc,
-    "drive": drive.read_drive,
-    "video": video.read_video,
-}
-# Most specific first: a DRIVE subset also has an images/ folder.
-DETECTORS: list[tuple[str, Callable[[Path], bool]]] = [
-    ("video", video.is_video),
-    ("drive", drive.is_drive_dataset),
-    ("ctc", ctc.is_ctc_dataset),
-    ("folder", folder.is_folder_dataset),
-]
+
+@dataclass(frozen=True)
+class DatasetFormat:
+    """How to recognise a layout on disk and how to read it into ``Sample``s."""
+
+    read: Reader
+    detect: Callable[[Path], bool]
+
+
+# In detection order, most specific first: a DRIVE subset also has an images/ folder.
+DATASET_FORMATS: Registry[DatasetFormat] = Registry("dataset format", "--format")
+DATASET_FORMATS.add(
+    "video",
+    DatasetFormat(video.read_video, video.is_video),
+    "a video or TIFF stack with --masks",
+)
+DATASET_FORMATS.add(
+    "drive",
+    DatasetFormat(drive.read_drive, drive.is_drive_dataset),
+    "DRIVE: images/, 1st_manual/, mask/",
+)
+DATASET_FORMATS.add(
+    "ctc",
+    DatasetFormat(ctc.read_ctc, ctc.is_ctc_dataset),
+    "Cell Tracking Challenge: 01/, 01_GT/, 01_ST/",
+)
+DATASET_FORMATS.add(
+    "folder",
+    DatasetFormat(
+        lambda root, cfg, require_masks: folder.read_folder(root, require_masks),
+        folder.is_folder_dataset,
+    ),
+    "images/ + masks/ paired by file name",
+)
+# What --format accepts: a registered layout, or "auto" to detect it.
+FORMAT_CHOICES = ("auto", *DATASET_FORMATS.names())
 
 
 def sample_data_dir() -> Path:
@@ -39,13 +64,13 @@ def sample_data_dir() -> Path:
 
 
 def detect_format(root: Path) -> str:
-    for name, matches in DETECTORS:
-        if matches(root):
-            return name
+    for entry in DATASET_FORMATS:
+        if entry.value.detect(root):
+            return entry.name
     raise UserError(
         f"cannot tell the layout of {root}: expected images/ + masks/ folders, a Cell "
         "Tracking Challenge root (01/, 01_GT/), a DRIVE folder (images/, 1st_manual/, mask/) "
-        f"or a video (or pass --format, one of {', '.join(READERS)})"
+        f"or a video (or pass --format, one of {', '.join(DATASET_FORMATS.names())})"
     )
 
 
@@ -57,9 +82,7 @@ def read_dataset(
     if not path.exists():
         raise UserError(f"data not found: {path}; check the path passed to --data / --val")
     fmt = cfg.format if cfg.format != "auto" else detect_format(path)
-    if fmt not in READERS:
-        raise UserError(f"unknown format {fmt!r}; choose one of auto, {', '.join(READERS)}")
-    samples = READERS[fmt](path, cfg, require_masks)
+    samples = DATASET_FORMATS.get(fmt).read(path, cfg, require_masks)
     if not samples:
         raise UserError(f"no annotated images found in {path}")
     check_channels(samples)

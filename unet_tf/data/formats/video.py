@@ -25,7 +25,7 @@ from unet_tf.config import DataConfig
 from unet_tf.data.checks import load_all, size_mismatch
 from unet_tf.data.io import is_image_file, read_image, to_label
 from unet_tf.data.sample import Sample
-from unet_tf.errors import UserError, list_some
+from unet_tf.errors import UserError, first_line, list_some
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -71,7 +71,7 @@ class FrameSource:
                 with tifffile.TiffFile(self.path) as tif:
                     self.count = len(tif.pages)
             except (OSError, ValueError, tifffile.TiffFileError) as exc:
-                raise self._unreadable(str(exc).splitlines()[0]) from None
+                raise self._unreadable(first_line(exc)) from None
         else:
             capture = self._open()
             self.fps = capture.get(cv2.CAP_PROP_FPS) or self.fps
@@ -103,7 +103,7 @@ class FrameSource:
                     for page in tif.pages:
                         yield page.asarray()
             except (OSError, ValueError, tifffile.TiffFileError) as exc:
-                raise self._unreadable(str(exc).splitlines()[0]) from None
+                raise self._unreadable(first_line(exc)) from None
             return
         capture = self._open()
         try:

@@ -46,7 +46,7 @@ def test_unet_learns_disks_and_follows_the_schedule(tmp_path, tiny_config):
     )
     assert float(history[-1]["loss"]) < float(history[0]["loss"])
     assert result.metrics["validation"]["mean"]["dice"] > 0.85
-    assert cfg.data.val_names and len(cfg.data.val_names) == 2
+    assert result.config.data.val_names and len(result.config.data.val_names) == 2
 
 
 class Crash(keras.callbacks.Callback):

@@ -9,19 +9,12 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import TINY_FIT as TINY
+from conftest import run_cli as run
 from PIL import Image
 
-from unet_tf.cli.main import main
+from unet_tf.cli import main
 from unet_tf.inference.predictor import load_predictor
-
-TINY = ["--size", "64", "--base-filters", "4", "--depth", "2", "--batch-size", "2"]
-TINY += ["--precision", "float32", "--quiet"]
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +140,7 @@ def test_channel_mismatch_and_too_small(trained_run, tmp_path, capsys):
 
 def test_console_script_has_no_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "unet_tf.cli.main", "evaluate", str(tmp_path / "missing")],
+        [sys.executable, "-m", "unet_tf.cli", "evaluate", str(tmp_path / "missing")],
         capture_output=True,
         text=True,
         timeout=120,

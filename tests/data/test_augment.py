@@ -8,7 +8,7 @@ from conftest import write_folder_dataset
 from layouts import write_drive
 from PIL import Image
 
-from unet_tf.cli.main import main
+from unet_tf.cli import main
 from unet_tf.config import RunConfig
 from unet_tf.data.augment import (
     TRANSFORMS,

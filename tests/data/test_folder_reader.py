@@ -12,7 +12,7 @@ from unet_tf.config import DataConfig
 from unet_tf.data.formats.folder import read_folder
 from unet_tf.data.formats.registry import read_dataset, sample_data_dir
 from unet_tf.data.io import read_image
-from unet_tf.data.pipeline import make_target
+from unet_tf.data.targets import make_target
 from unet_tf.errors import UserError
 
 

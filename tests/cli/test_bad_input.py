@@ -18,7 +18,7 @@ import tifffile
 from conftest import disk_image, write_folder_dataset
 from PIL import Image
 
-from unet_tf.cli.main import main
+from unet_tf.cli import main
 
 SMALL = ["--base-filters", "4", "--depth", "2", "--epochs", "1", "--batch-size", "2"]
 TINY = [*SMALL, "--precision", "float32", "--quiet"]

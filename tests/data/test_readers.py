@@ -14,12 +14,13 @@ from conftest import shared_path, write_folder_dataset
 from layouts import write_ctc, write_drive, write_tiff_stack, write_video
 from PIL import Image
 
-from unet_tf.cli.main import main
+from unet_tf.cli import main
 from unet_tf.config import DataConfig
 from unet_tf.data.formats.registry import detect_format, read_dataset
 from unet_tf.data.formats.video import FrameSource, match_channels
 from unet_tf.data.pipeline import prepare
 from unet_tf.errors import UserError
+from unet_tf.inference.predictor import load_predictor
 from unet_tf.training.fit import fit, load_training_data
 
 
@@ -123,7 +124,19 @@ def test_ctc_one_training_step_with_border_weights(tmp_path, tiny_config, monkey
         border_weights=True,
     )
     result = fit(cfg, tmp_path / "run", verbose=0, log=lambda _: None)
-    assert result.metrics["validation"]["mean"]["dice"] >= 0
+    # the reported Dice is the mean over the validation frames of 2TP / (2TP + FP + FN)
+    predictor = load_predictor(tmp_path / "run")
+    _, val = load_training_data(result.config)
+    dices = []
+    for sample in val:
+        pred = predictor.predict(sample.image)[..., 0] > predictor.threshold
+        truth = sample.mask > 0
+        tp, fp, fn = (
+            np.count_nonzero(a & b) for a, b in [(pred, truth), (pred, ~truth), (~pred, truth)]
+        )
+        dices.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0)
+    assert len(val) == 4
+    assert result.metrics["validation"]["mean"]["dice"] == pytest.approx(np.mean(dices))
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["data"]
     assert saved["val_sequences"] == ["02"] and saved["border_weights"] is True
     # 8 frames, but 02 repeats the masks of 01: the cache is keyed by content
@@ -179,7 +192,21 @@ def test_drive_corrupt_tiff_and_gif_are_listed(tmp_path):
 def test_drive_one_training_step_on_patches(tmp_path, tiny_config):
     cfg = one_step(tiny_config(write_drive(tmp_path / "d")), patch=32, fg_prob=0.5)
     result = fit(cfg, tmp_path / "run", verbose=0, log=lambda _: None)
-    assert result.metrics["validation"] is not None
+    (row,) = csv.DictReader((tmp_path / "run" / "history.csv").open())
+    assert np.isfinite(float(row["loss"]))
+    _, (sample,) = load_training_data(result.config)  # one of the three images validates
+    predictor = load_predictor(tmp_path / "run")
+    probs = predictor.predict(sample.image)
+    assert sample.image.shape == (60, 64, 3) and probs.shape == (60, 64, 1)
+    # scored inside the field of view only: Dice, and the vessel literature's scores
+    pred = probs[..., 0][sample.fov] > predictor.threshold
+    truth = sample.mask[sample.fov] > 0
+    tp, fp, fn = (
+        np.count_nonzero(a & b) for a, b in [(pred, truth), (pred, ~truth), (~pred, truth)]
+    )
+    scores = result.metrics["validation"]["mean"]
+    assert scores["dice"] == pytest.approx(2 * tp / (2 * tp + fp + fn))
+    assert {"sensitivity", "specificity", "accuracy", "auc"} <= set(scores)
 
 
 def test_real_drive_has_fov_for_every_image():

@@ -7,18 +7,13 @@ import json
 import numpy as np
 import pytest
 import tifffile
+from conftest import run_cli as run
 from conftest import shared_path, write_folder_dataset
 from PIL import Image
 
-from unet_tf.cli.main import main
+from unet_tf.cli import main
 
 TINY = ["--base-filters", "4", "--depth", "2", "--batch-size", "2", "--precision", "float32"]
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,7 @@ def fit_args(data: Path, run: Path, epochs: int = EPOCHS) -> list[str]:
 
 
 def command(args: list[str], extra: tuple[str, ...]) -> list[str]:
-    return [sys.executable, "-m", "unet_tf.cli.main", *args, *FLAGS, *extra]
+    return [sys.executable, "-m", "unet_tf.cli", *args, *FLAGS, *extra]
 
 
 def run_fit(args: list[str], *extra: str) -> subprocess.CompletedProcess:

@@ -1,0 +1,132 @@
+"""The notebook API: build, train, load, predict and evaluate in a few lines.
+
+Everything here is a thin front for the stage packages, so a notebook and the
+``unet-tf`` command line run the same code::
+
+    import unet_tf
+
+    model = unet_tf.Unet("vgg16", input_shape=(None, None, 1), encoder_weights=None)
+    result = unet_tf.fit(data="my_data/", epochs=20, run_dir="runs/exp1")
+    predictor = unet_tf.load_model("runs/exp1")
+    probabilities = predictor.predict(image)            # or a batch
+    scores = unet_tf.evaluate("runs/exp1", "my_test_data/")
+
+See docs/api.md for a walk-through.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from unet_tf.config import RunConfig
+from unet_tf.data.formats.registry import read_dataset
+from unet_tf.data.pipeline import make_dataset, prepare
+from unet_tf.evaluation.scoring import Evaluation, evaluate_samples
+from unet_tf.inference.predictor import InferenceOptions, Predictor, config_for, load_predictor
+from unet_tf.training.fit import FitResult
+from unet_tf.training.fit import fit as fit_run
+
+Model = Predictor | keras.Model | str | Path
+
+
+def load_model(path: str | Path, **options: Any) -> Predictor:
+    """A run directory, a ``.keras`` file, a SavedModel, ``.onnx`` or ``.tflite`` export.
+
+    Returns a :class:`~unet_tf.inference.predictor.Predictor`: the network (``.network``,
+    the Keras model where there is one) with what its run recorded (training size,
+    channels, threshold), so ``.predict`` applies it the way it was trained.
+    ``options`` are :class:`~unet_tf.inference.predictor.InferenceOptions` fields
+    (``tile``, ``overlap``, ``tta``, ``threshold``...).
+    """
+    return load_predictor(Path(path), InferenceOptions(**options))
+
+
+def as_predictor(model: Model, **options: Any) -> Predictor:
+    """A predictor for a path, a loaded predictor, or an in-memory Keras model."""
+    if isinstance(model, Predictor):
+        return (
+            model
+            if not options
+            else Predictor(model.network, model.cfg, InferenceOptions(**options))
+        )
+    if isinstance(model, keras.Model):
+        return Predictor(model, config_for(model), InferenceOptions(**options))
+    return load_model(model, **options)
+
+
+def predict(
+    model: Model, images: np.ndarray | Sequence[np.ndarray], **options: Any
+) -> np.ndarray | list[np.ndarray]:
+    """Probabilities for one raw image (H, W[, C]) or a batch, at the images' own size."""
+    return as_predictor(model, **options).predict(images)
+
+
+def evaluate(model: Model, data: str | Path, **options: Any) -> Evaluation:
+    """Score ``model`` on an annotated dataset (any layout ``unet-tf`` reads).
+
+    Scores are computed at full resolution, per image and dataset-wide; see
+    :class:`~unet_tf.evaluation.scoring.Evaluation` (``.table()``, ``.summary()``).
+    """
+    predictor = as_predictor(model, **options)
+    samples = read_dataset(Path(data), predictor.cfg.data)
+    return evaluate_samples(predictor, samples)
+
+
+def configure(config: RunConfig | None = None, **settings: Any) -> RunConfig:
+    """A new config: ``config`` (default: the defaults) with ``settings`` applied by name.
+
+    Each setting names a field of one section (``epochs=20``, ``backbone="vgg16"``,
+    ``data="my_data/"``); ``config`` itself is not changed.
+    """
+    cfg = config or RunConfig()
+    sections = {"model": cfg.model, "data": cfg.data, "train": cfg.train}
+    changes: dict[str, dict[str, Any]] = {name: {} for name in sections}
+    for key, value in settings.items():
+        owners = [n for n, s in sections.items() if key in {f.name for f in dataclasses.fields(s)}]
+        if len(owners) != 1:
+            raise TypeError(f"{key!r} is not a setting of RunConfig.model, .data or .train")
+        changes[owners[0]][key] = str(value) if isinstance(value, Path) else value
+    return dataclasses.replace(
+        cfg, **{name: dataclasses.replace(sections[name], **changes[name]) for name in sections}
+    )
+
+
+def fit(
+    config: RunConfig | None = None,
+    run_dir: str | Path | None = None,
+    overwrite: bool = False,
+    verbose: int = 2,
+    **settings: Any,
+) -> FitResult:
+    """Train as ``unet-tf fit`` does and write a run directory; rerun to resume.
+
+    ``settings`` override fields of ``config`` by name (see :func:`configure`).
+    The result holds the run directory, the validation metrics and the resolved config.
+    """
+    cfg = configure(config, **settings)
+    return fit_run(cfg, Path(run_dir) if run_dir else None, overwrite, verbose=verbose)
+
+
+def folder_dataset(
+    path: str | Path,
+    training: bool = True,
+    config: RunConfig | None = None,
+    **settings: Any,
+) -> tf.data.Dataset:
+    """A folder of annotated images (any layout) as a ``tf.data.Dataset`` for ``model.fit``.
+
+    Yields ``(image, target)`` batches (and per-pixel weights where the data has a
+    field of view), prepared exactly as ``unet-tf fit`` prepares them: resized to
+    ``size`` (or cropped to ``patch``), augmented when ``training``. A training
+    dataset repeats forever, so pass ``steps_per_epoch`` to ``model.fit``.
+    """
+    cfg = configure(config, data=str(path), **settings)
+    samples = read_dataset(Path(path), cfg.data)
+    return make_dataset(prepare(samples, cfg, cfg.resize_to), cfg, training)

@@ -1,0 +1,199 @@
+"""``unet-tf fit``: train a U-Net (or resume one) from flags and an optional config file."""
+
+from __future__ import annotations
+
+import click
+
+from unet_tf.cli.options import (
+    EXISTING,
+    choice,
+    comma_list,
+    override_data,
+    parse_threshold,
+    path_str,
+)
+from unet_tf.config import (
+    ANNOTATIONS,
+    INPUT_ADAPTERS,
+    JIT_COMPILE,
+    LR_SCHEDULES,
+    PRECISIONS,
+    SKIP_MERGES,
+    STRATEGIES,
+    RunConfig,
+    override,
+)
+from unet_tf.data.formats.registry import FORMAT_CHOICES
+from unet_tf.training.losses import LOSSES
+
+
+@click.command()
+@click.option(
+    "--config",
+    "config_file",
+    type=EXISTING,
+    help="Start from a saved config.yaml (flags override it).",
+)
+@click.option(
+    "--data", type=EXISTING, help="Training data folder (default: the bundled ISBI 2012 sample)."
+)
+@click.option("--val", type=EXISTING, help="Validation data folder (default: split off --data).")
+@click.option("--val-split", type=float, help="Fraction held out for validation [0.2].")
+@click.option(
+    "--format",
+    "fmt",
+    type=choice(FORMAT_CHOICES),
+    help="Dataset layout [auto: detected from the files].",
+)
+@click.option("--sequences", help="Cell Tracking Challenge: training sequences, e.g. 01 [all].")
+@click.option("--val-sequences", help="Cell Tracking Challenge: validation sequences, e.g. 02.")
+@click.option(
+    "--annotations", type=choice(ANNOTATIONS), help="CTC masks: gold, silver, or gold else silver."
+)
+@click.option(
+    "--masks", type=EXISTING, help="Video: folder of masks named by frame index (or a TIFF stack)."
+)
+@click.option(
+    "--border-weights/--no-border-weights",
+    default=None,
+    help="U-Net border weight maps (w0 10, sigma 5 px); needs --loss weighted-bce.",
+)
+@click.option("--size", type=int, help="Resize images to SIZE x SIZE for training [256].")
+@click.option(
+    "--patch", type=int, help="Train on random PATCH x PATCH crops at full resolution instead."
+)
+@click.option("--fg-prob", type=float, help="Chance a patch is centred on foreground [0].")
+@click.option("--mask-threshold", type=float, help="Foreground is mask value > this [0].")
+@click.option(
+    "--augment", help="Comma-separated augmentations, a YAML file, or none [hflip,rotate]."
+)
+@click.option("--steps-per-epoch", type=int, help="Batches per epoch [one pass over the data].")
+@click.option("--folds", type=int, help="k-fold cross-validation: number of folds.")
+@click.option("--fold", type=int, help="k-fold cross-validation: which fold validates (0-based).")
+@click.option(
+    "--backbone",
+    help="Encoder: none (scratch U-Net), vgg16, resnet50, inceptionresnetv2 (ImageNet, "
+    "keras.applications) or sm:<name> (segmentation-models, e.g. sm:resnet34) [none].",
+)
+@click.option(
+    "--encoder-weights",
+    help="Encoder weights: imagenet (Keras download), none, or the path of a local .h5 [imagenet].",
+)
+@click.option(
+    "--freeze/--no-freeze",
+    default=None,
+    help="Keep the encoder's weights fixed (BatchNorm in inference mode) [no-freeze].",
+)
+@click.option(
+    "--freeze-epochs",
+    type=int,
+    help="Train K epochs with a frozen encoder, then fine-tune everything at --fine-tune-lr [0].",
+)
+@click.option("--fine-tune-lr", type=float, help="LR after --freeze-epochs [--lr / 10].")
+@click.option(
+    "--input-adapter",
+    type=choice(INPUT_ADAPTERS),
+    help="Grey to the encoder's 3 channels: repeat, or a learnable 1x1 conv [repeat].",
+)
+@click.option("--depth", type=int, help="Pooling steps [adapts to the input, at most 4].")
+@click.option(
+    "--base-filters", type=int, help="Filters of the first level, doubling per level [32]."
+)
+@click.option(
+    "--skip-merge",
+    type=choice(SKIP_MERGES),
+    help="Reconcile skip sizes by resize, crop or pad [resize].",
+)
+@click.option("--dropout", type=float, help="Dropout at the end of the contracting path [0].")
+@click.option("--classes", "num_classes", type=int, help="Output classes: 1 = binary sigmoid [1].")
+@click.option("--epochs", type=int, help="Epochs [40 from scratch, 20 with a --backbone].")
+@click.option("--batch-size", type=int, help="Batch size [4].")
+@click.option("--lr", type=float, help="Adam learning rate [1e-3].")
+@click.option(
+    "--lr-schedule", type=choice(LR_SCHEDULES), help="step = x0.75 at 50%/75% of epochs [step]."
+)
+@click.option("--loss", type=choice(LOSSES.names()), help="Loss function [dice-focal].")
+@click.option("--focal-alpha", type=float, help="Focal loss foreground weight [0.8].")
+@click.option(
+    "--focal-gamma", type=float, help="Focal loss gamma [2 for focal, 0.9 for dice-focal]."
+)
+@click.option("--precision", type=choice(PRECISIONS), help="Numeric precision [auto].")
+@click.option(
+    "--strategy",
+    type=choice(STRATEGIES),
+    help="none, mirrored (this machine's GPUs) or multiworker (machines in TF_CONFIG) [auto].",
+)
+@click.option("--devices", help="Devices for mirrored, e.g. GPU:0,GPU:1 [all visible GPUs].")
+@click.option(
+    "--scale-lr/--no-scale-lr", default=None, help="Multiply --lr by the number of replicas."
+)
+@click.option(
+    "--jit-compile", type=choice(JIT_COMPILE), help="XLA: auto = on for GPU, off for CPU [auto]."
+)
+@click.option("--seed", type=int, help="Random seed [42].")
+@click.option(
+    "--threshold",
+    help="Foreground is p > THRESHOLD, or auto: Dice-optimal on the validation set [0.5].",
+)
+@click.option("--run-dir", type=EXISTING, help="Where the run is written [runs/<timestamp>].")
+@click.option("--overwrite", is_flag=True, help="Replace a finished run in --run-dir.")
+@click.option("--quiet", is_flag=True, help="No per-epoch progress lines.")
+def fit(config_file, run_dir, overwrite, quiet, **opts) -> None:
+    """Train a U-Net; rerun the same command to resume an interrupted run."""
+    from unet_tf.training.fit import fit as run_fit
+
+    cfg = RunConfig.load(config_file) if config_file else RunConfig()
+    override_data(cfg, opts)
+    override(
+        cfg,
+        "data",
+        val=path_str(opts["val"]),
+        val_split=opts["val_split"],
+        steps_per_epoch=opts["steps_per_epoch"],
+        folds=opts["folds"],
+        fold=opts["fold"],
+        val_sequences=comma_list(opts["val_sequences"]),
+        border_weights=opts["border_weights"],
+    )
+    override(
+        cfg,
+        "model",
+        backbone=opts["backbone"],
+        depth=opts["depth"],
+        base_filters=opts["base_filters"],
+        skip_merge=opts["skip_merge"],
+        dropout=opts["dropout"],
+        num_classes=opts["num_classes"],
+        encoder_weights=opts["encoder_weights"],
+        freeze=opts["freeze"],
+        freeze_epochs=opts["freeze_epochs"],
+        input_adapter=opts["input_adapter"],
+    )
+    override(
+        cfg,
+        "train",
+        epochs=opts["epochs"],
+        batch_size=opts["batch_size"],
+        lr=opts["lr"],
+        lr_schedule=opts["lr_schedule"],
+        loss=opts["loss"],
+        focal_alpha=opts["focal_alpha"],
+        focal_gamma=opts["focal_gamma"],
+        precision=opts["precision"],
+        strategy=opts["strategy"],
+        devices=comma_list(opts["devices"]),
+        scale_lr=opts["scale_lr"],
+        fine_tune_lr=opts["fine_tune_lr"],
+        jit_compile=opts["jit_compile"],
+        seed=opts["seed"],
+        threshold=parse_threshold(opts["threshold"]),
+    )
+    result = run_fit(cfg, run_dir, overwrite, verbose=0 if quiet else 2, log=click.echo)
+    if not result.chief:
+        click.echo(f"worker done; the chief writes the run to {result.run_dir}")
+        return
+    val = result.metrics["validation"]
+    click.echo(f"run saved to {result.run_dir} ({result.metrics['train_seconds']} s of training)")
+    if val:
+        scores = "  ".join(f"{k} {v:.4f}" for k, v in val["mean"].items())
+        click.echo(f"validation at full resolution: {scores}")
