@@ -1,13 +1,12 @@
-"""Make the GPU image depend on TensorFlow's CUDA build instead of tensorflow-cpu.
+"""The GPU image's pip constraints: ``requirements.lock`` less tensorflow-cpu.
 
-The GPU image starts from ``tensorflow/tensorflow:2.21.0-gpu``. ``tensorflow-cpu``
-installs the same ``tensorflow`` module, so letting pip add it would silently replace
-the CUDA build. In the image's build stage this script rewrites the copied
-``pyproject.toml`` so that the wheel requires ``tensorflow`` at the same version (which
-the base image already has), and writes ``requirements.lock`` without tensorflow-cpu
-as pip constraints, so every other dependency keeps its locked version.
+The GPU image starts from ``tensorflow/tensorflow:2.21.0-gpu``. The unet-tf wheel
+requires no TensorFlow distribution (TensorFlow is the ``[cpu]``/``[gpu]`` extra), so
+installing it without extras keeps the base image's CUDA build; these constraints keep
+every other dependency at its locked version. ``tensorflow-cpu`` is dropped from them:
+it installs the same ``tensorflow`` module and would silently replace the CUDA build.
 
-Usage (build stage only; it edits SRC/pyproject.toml): python3 gpu_pins.py SRC OUT_DIR
+Usage (build stage): python3 gpu_pins.py SRC OUT_DIR
 """
 
 from __future__ import annotations
@@ -25,14 +24,6 @@ def name(requirement: str) -> str:
     return re.sub(r"[-_.]+", "-", first).lower()
 
 
-def gpu_pyproject(text: str) -> str:
-    """``pyproject.toml`` with the tensorflow-cpu dependency swapped for tensorflow."""
-    swapped, count = re.subn(r'"tensorflow[-_]cpu(\s*[=<>!~][^"]*)"', r'"tensorflow\1"', text)
-    if count != 1:
-        raise SystemExit(f"expected one tensorflow-cpu dependency in pyproject.toml, found {count}")
-    return swapped
-
-
 def gpu_constraints(lock: str) -> list[str]:
     """The lock file's pins, less tensorflow-cpu."""
     lines = [line.strip() for line in lock.splitlines()]
@@ -42,8 +33,6 @@ def gpu_constraints(lock: str) -> list[str]:
 def main() -> None:
     src, out = Path(sys.argv[1]), Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
-    pyproject = src / "pyproject.toml"
-    pyproject.write_text(gpu_pyproject(pyproject.read_text()))
     constraints = gpu_constraints((src / "requirements.lock").read_text())
     (out / "constraints.txt").write_text("\n".join(constraints) + "\n")
 

@@ -13,14 +13,14 @@ import click
 import pytest
 import yaml
 
-from unet_tf.cli.main import cli
+from unet_tf.cli import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
 sys.path.insert(0, str(DOCKER))
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+, as in the images' build stage
 
-from gpu_pins import gpu_constraints, gpu_pyproject, name  # noqa: E402
+from gpu_pins import gpu_constraints, name  # noqa: E402
 
 
 def hadolint() -> str:
@@ -56,16 +56,16 @@ def test_dockerfiles_are_multi_stage_non_root_with_volumes_and_entrypoint(varian
     assert "pip check" in text
 
 
-def test_gpu_wheel_requires_tensorflow_and_keeps_every_other_pin():
-    """The GPU image's wheel depends on the base image's CUDA build, never tensorflow-cpu."""
-    text = (ROOT / "pyproject.toml").read_text()
-    before = tomllib.loads(text)["project"]["dependencies"]
-    after = tomllib.loads(gpu_pyproject(text))["project"]["dependencies"]
-    changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
-    assert [(name(a), name(b)) for a, b in changed] == [("tensorflow-cpu", "tensorflow")]
-    assert changed[0][0].split("==")[1] == changed[0][1].split("==")[1] == "2.21.0"
-    with pytest.raises(SystemExit):
-        gpu_pyproject(gpu_pyproject(text))  # nothing left to swap: refuse, do not guess
+def test_tensorflow_is_an_extra_and_the_gpu_image_keeps_its_cuda_build():
+    """The wheel requires no TensorFlow distribution, so neither image gets two: the CPU
+    image installs the [cpu] extra, the GPU image none (its base has CUDA TensorFlow)."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if name(d).startswith("tensorflow")]
+    extras = project["optional-dependencies"]
+    assert [name(d) for d in extras["cpu"]] == ["tensorflow-cpu"]
+    assert [name(d) for d in extras["gpu"]] == ["tensorflow"]
+    assert "[cpu]" in (DOCKER / "Dockerfile.cpu").read_text()
+    assert "[cpu]" not in (DOCKER / "Dockerfile.gpu").read_text()
 
     lock = (ROOT / "requirements.lock").read_text()
     constraints = gpu_constraints(lock)
