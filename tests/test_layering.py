@@ -17,6 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "unet_tf"
 LAYERS = {
     "cli": 6,
     "training": 5,
+    "planning": 5,  # fingerprints data and times training steps
     "evaluation": 4,
     "inference": 3,
     "export": 3,

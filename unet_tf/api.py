@@ -29,6 +29,7 @@ from unet_tf.config import RunConfig
 from unet_tf.data.formats.registry import read_dataset
 from unet_tf.data.pipeline import make_dataset, prepare
 from unet_tf.evaluation.scoring import Evaluation, evaluate_samples
+from unet_tf.inference.postprocess import InstanceOptions
 from unet_tf.inference.predictor import InferenceOptions, Predictor, config_for, load_predictor
 from unet_tf.training.fit import FitResult
 from unet_tf.training.fit import fit as fit_run
@@ -68,15 +69,20 @@ def predict(
     return as_predictor(model, **options).predict(images)
 
 
-def evaluate(model: Model, data: str | Path, **options: Any) -> Evaluation:
+def evaluate(
+    model: Model, data: str | Path, instances: bool | InstanceOptions = False, **options: Any
+) -> Evaluation:
     """Score ``model`` on an annotated dataset (any layout ``unet-tf`` reads).
 
     Scores are computed at full resolution, per image and dataset-wide; see
     :class:`~unet_tf.evaluation.scoring.Evaluation` (``.table()``, ``.summary()``).
+    ``instances=True`` (or ``InstanceOptions``, as ``--instances``) also scores the
+    cells: SEG, AP at IoU 0.5, mean AP over 0.5-0.95, F1, PQ, splits and merges.
     """
     predictor = as_predictor(model, **options)
     samples = read_dataset(Path(data), predictor.cfg.data)
-    return evaluate_samples(predictor, samples)
+    objects = InstanceOptions() if instances is True else instances or None
+    return evaluate_samples(predictor, samples, instances=objects)
 
 
 def configure(config: RunConfig | None = None, **settings: Any) -> RunConfig:

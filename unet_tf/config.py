@@ -28,6 +28,8 @@ INPUT_ADAPTERS = ("repeat", "conv")
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 JIT_COMPILE = ("auto", "on", "off")
 ANNOTATIONS = ("gt", "st", "gt+st")  # Cell Tracking Challenge gold, silver, gold else silver
+TARGET_AUTO = "auto"  # resolved from the training masks (unet_tf.training.resolve)
+SPLITS = ("auto", "random", "blocked")  # how validation frames are held out of --data
 
 
 @dataclass
@@ -75,6 +77,14 @@ class DataConfig:
     masks: str | None = None  # video: folder (or TIFF stack) of masks named by frame index
     split_seed: int = 42
     val_names: list[str] | None = None  # recorded by the split, so a rerun reuses it
+    # image channels to use, counted from 0 (--channels 0,2); None = all; inference reuses them
+    channels: list[int] | None = None
+    # binary | boundary (unet_tf.data.targets.TARGETS); auto: boundary for instance masks
+    target: str = TARGET_AUTO
+    border_width: int = 2  # px: the cell-border band of the boundary target
+    # auto = blocked for time-lapse (CTC) and video frames, random otherwise (see data.splits)
+    split: str = "auto"
+    split_gap: int = 3  # blocked: annotated frames left out between validation and training
 
 
 @dataclass
@@ -100,13 +110,32 @@ class TrainConfig:
 
 
 @dataclass
+class PostprocessConfig:
+    """How ``--instances`` turns probabilities into labelled cells (unet_tf.inference.postprocess).
+
+    ``fit`` chooses ``interior_threshold`` on the validation images for the boundary
+    target; the command line's ``--instances`` options override any of these.
+    """
+
+    interior_threshold: float = 0.5  # boundary target: watershed markers are p(interior) > this
+    min_size: int = 0  # px: smaller objects are removed
+    fill_holes: bool = True
+    remove_border: bool = False  # drop objects touching the image's edge
+    split_touching: bool = False  # binary target: distance-transform watershed
+    split_depth: float = 2.0  # px: how much narrower a neck must be to split there
+
+
+@dataclass
 class RunConfig:
     """Everything needed to repeat a run."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     version: str = ""
+    # What `unet-tf plan` measured and why it chose these settings (None: not planned).
+    plan: dict[str, Any] | None = None
 
     @property
     def input_size(self) -> int:
@@ -151,6 +180,20 @@ class RunConfig:
             (
                 self.data.annotations in ANNOTATIONS,
                 f"annotations {self.data.annotations!r} is not one of {ANNOTATIONS}",
+            ),
+            (
+                self.data.split in SPLITS,
+                f"split {self.data.split!r} is not one of {SPLITS}",
+            ),
+            (self.data.split_gap >= 0, "split_gap (--split-gap) must be 0 or more"),
+            (
+                self.data.channels is None
+                or (
+                    len(self.data.channels) > 0
+                    and min(self.data.channels) >= 0
+                    and len(set(self.data.channels)) == len(self.data.channels)
+                ),
+                "channels (--channels) must list distinct channel numbers from 0, e.g. [0, 2]",
             ),
             (0.0 <= self.data.fg_prob <= 1.0, "fg_prob must be in [0, 1]"),
             (
@@ -200,6 +243,17 @@ class RunConfig:
                 f"threshold {self.train.threshold!r} must be 'auto' or between 0 and 1",
             ),
             (0.0 <= self.model.dropout < 1.0, "dropout must be in [0, 1)"),
+            (self.data.border_width >= 1, "border_width (--border-width) must be at least 1 px"),
+            (
+                self.data.target in (TARGET_AUTO, "binary") or not self.data.border_weights,
+                "border_weights (--border-weights) need --target binary",
+            ),
+            (
+                0.0 < self.postprocess.interior_threshold < 1.0,
+                "postprocess interior_threshold must be between 0 and 1",
+            ),
+            (self.postprocess.min_size >= 0, "postprocess min_size must be at least 0"),
+            (self.postprocess.split_depth > 0, "postprocess split_depth must be positive"),
         ]
         for ok, message in checks:
             if not ok:

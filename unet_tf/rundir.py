@@ -24,6 +24,7 @@ import csv
 import fcntl
 import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -52,18 +53,37 @@ LOCK = ".unet-tf.lock"
 STAGING_SUFFIX = ".unet-tf-new"  # beside the run: the replacement being trained
 RETIRED_SUFFIX = ".unet-tf-old"  # beside the run: the old run during the swap
 # What a run directory may hold; anything else is the user's and blocks --overwrite.
-RUN_ENTRIES = frozenset({CONFIG, MODEL, METRICS, HISTORY, CHECKPOINTS, LOGS, RUN_MARKER, LOCK})
+TRAINING_DATA = "data.json"  # content hashes of the images the run trained on
+RUN_ENTRIES = frozenset(
+    {CONFIG, MODEL, METRICS, HISTORY, CHECKPOINTS, LOGS, RUN_MARKER, LOCK, TRAINING_DATA}
+)
 # What a SavedModel export folder may hold (Keras's ExportArchive plus our config).
 EXPORT_ENTRIES = frozenset(
     {"saved_model.pb", "variables", "assets", "fingerprint.pb", "unet_tf.yaml", EXPORT_MARKER}
 )
-MARKERS = {"run": (RUN_MARKER, RUN_ENTRIES), "export": (EXPORT_MARKER, EXPORT_ENTRIES)}
+# A fold ensemble (`fit --all-folds`): one run directory per fold and the ensemble's record.
+ENSEMBLE = "ensemble.json"
+ENSEMBLE_MARKER = ".unet-tf-ensemble"
+FOLD = re.compile(r"^fold_\d+$")
+ENSEMBLE_ENTRIES = frozenset({ENSEMBLE, ENSEMBLE_MARKER, LOCK})
+# A hyper-parameter search (`unet-tf tune`): KerasTuner's state, the trials' runs, results.
+SEARCH_MARKER = ".unet-tf-search"
+SEARCH_ENTRIES = frozenset(
+    {"search", "trials", "trials.csv", "tune.png", "best.yaml", SEARCH_MARKER, LOCK}
+)
+MARKERS = {
+    "run": (RUN_MARKER, RUN_ENTRIES),
+    "export": (EXPORT_MARKER, EXPORT_ENTRIES),
+    "ensemble": (ENSEMBLE_MARKER, ENSEMBLE_ENTRIES),
+    "search": (SEARCH_MARKER, SEARCH_ENTRIES),
+}
 # Settings that a run resolves itself, so a new request leaving them open still matches.
 RESOLVED = {
     ("version",),
     ("model", "in_channels"),
     ("model", "encoder_weights_md5"),
     ("data", "val_names"),
+    ("data", "split"),  # auto resolves to random or blocked
     # Hardware layout: a run may resume on other devices or with XLA switched.
     ("train", "strategy"),
     ("train", "devices"),
@@ -97,7 +117,9 @@ def foreign_entries(folder: Path, kind: str) -> list[str]:
     return sorted(
         p.name
         for p in folder.iterdir()
-        if p.name not in entries and not p.name.startswith(TMP_PREFIX)
+        if p.name not in entries
+        and not p.name.startswith(TMP_PREFIX)
+        and not (kind == "ensemble" and FOLD.match(p.name))
     )
 
 
@@ -330,7 +352,8 @@ def _diff(saved: Any, requested: Any, path: tuple[str, ...], out: list[str]) -> 
         for key, value in requested.items():
             _diff(saved.get(key) if isinstance(saved, dict) else None, value, (*path, key), out)
         return
-    if path in RESOLVED or requested is None or requested == "auto" or saved == requested:
+    # "auto" on either side is a setting left to be resolved, not a conflicting choice.
+    if path in RESOLVED or requested is None or "auto" in (requested, saved) or saved == requested:
         return
     out.append(f"{'.'.join(path)}: {saved!r} saved, {requested!r} requested")
 

@@ -22,11 +22,17 @@ def contrast_stretch(image: np.ndarray) -> np.ndarray:
 
 
 def display_rgb(image: np.ndarray) -> np.ndarray:
-    """Contrast-stretch any (H, W[, C]) image to uint8 RGB (1st-99th percentile)."""
+    """Contrast-stretch any (H, W[, C]) image to uint8 RGB (1st-99th percentile).
+
+    Grey shows grey; of more channels, the first three show as red, green and blue.
+    """
     image = np.asarray(image)
     image = image[..., None] if image.ndim == 2 else image[..., :3]
     scaled = (contrast_stretch(image) * 255).astype(np.uint8)
-    return np.repeat(scaled, 3, axis=-1) if scaled.shape[-1] == 1 else scaled
+    if scaled.shape[-1] == 1:
+        return np.repeat(scaled, 3, axis=-1)
+    # Two fluorescence channels show as red and green, blue left dark.
+    return np.pad(scaled, ((0, 0), (0, 0), (0, 3 - scaled.shape[-1])))
 
 
 def _blend(base: np.ndarray, where: np.ndarray, colour: tuple[int, int, int], alpha: float) -> None:
@@ -51,6 +57,30 @@ def overlay(
     return base
 
 
+def instance_overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.3) -> np.ndarray:
+    """The image with each object tinted and outlined in its own colour.
+
+    A binary overlay shows two touching cells as one blob; distinct colours and
+    outlines show whether ``--instances`` told them apart.
+    """
+    from skimage.color import label2rgb
+    from skimage.segmentation import find_boundaries
+
+    base = display_rgb(image)
+    if not labels.any():
+        return base
+    colours = (label2rgb(labels, bg_label=0) * 255).astype(np.uint8)
+    inside = labels > 0
+    _blend_each(base, inside, colours, alpha)
+    edges = find_boundaries(labels, mode="inner")
+    base[edges] = colours[edges]
+    return base
+
+
+def _blend_each(base: np.ndarray, where: np.ndarray, colours: np.ndarray, alpha: float) -> None:
+    base[where] = ((1 - alpha) * base[where] + alpha * colours[where]).astype(np.uint8)
+
+
 def _titled(tile: np.ndarray, title: str) -> np.ndarray:
     strip = np.full((TITLE_HEIGHT, tile.shape[1], 3), 255, np.uint8)
     scale = 0.5 if tile.shape[1] >= 200 else 0.35
@@ -58,15 +88,27 @@ def _titled(tile: np.ndarray, title: str) -> np.ndarray:
     return np.concatenate([strip, tile], axis=0)
 
 
-def panel(image: np.ndarray, pred: np.ndarray, truth: np.ndarray | None = None) -> np.ndarray:
-    """Side by side: input | ground truth (if known) | prediction | overlay."""
+def panel(
+    image: np.ndarray,
+    pred: np.ndarray,
+    truth: np.ndarray | None = None,
+    labels: np.ndarray | None = None,
+) -> np.ndarray:
+    """Side by side: input | ground truth (if known) | prediction | overlay.
+
+    With object ``labels`` (``--instances``) the overlay outlines each object in its
+    own colour instead of painting the binary mask.
+    """
     mask_rgb = lambda m: np.repeat((m.astype(bool) * 255).astype(np.uint8)[..., None], 3, -1)  # noqa: E731
     tiles = [("input", display_rgb(image))]
     if truth is not None:
         tiles.append(("ground truth", mask_rgb(truth)))
     tiles.append(("prediction", mask_rgb(pred)))
-    legend = "overlay: TP green, FP magenta, FN cyan" if truth is not None else "overlay"
-    tiles.append((legend, overlay(image, pred, truth)))
+    if labels is not None:
+        tiles.append((f"objects: {int(labels.max(initial=0))}", instance_overlay(image, labels)))
+    else:
+        legend = "overlay: TP green, FP magenta, FN cyan" if truth is not None else "overlay"
+        tiles.append((legend, overlay(image, pred, truth)))
     gap = np.full((image.shape[0] + TITLE_HEIGHT, 4, 3), 255, np.uint8)
     parts = []
     for title, tile in tiles:

@@ -60,7 +60,8 @@ def test_refuses_to_overwrite_a_finished_run(trained_run, capsys):
 def test_evaluate_prints_table_and_json(trained_run, tmp_path, capsys):
     data, run_dir = trained_run
     out = tmp_path / "scores.json"
-    code, text, _ = run(capsys, "evaluate", run_dir, "--data", data, "--json", out)
+    args = ("evaluate", run_dir, "--data", data, "--subset", "all", "--json", out)
+    code, text, _ = run(capsys, *args)  # the training folder: all of it, training images too
     assert code == 0
     assert "img 00" in text and "mean" in text
     scores = json.loads(out.read_text())

@@ -31,14 +31,15 @@ def test_evaluate_tiles_with_tta_instances_and_writes_a_report(patch_run, tmp_pa
     data, run_dir = patch_run
     report, scores = tmp_path / "report", tmp_path / "scores.json"
     code, text, err = run(
-        capsys, "evaluate", run_dir, "--data", data, "--tta", "flips", "--instances",
-        "--min-size", "5", "--report", report, "--json", scores,
+        capsys, "evaluate", run_dir, "--data", data, "--subset", "all", "--tta", "flips",
+        "--instances", "--min-size", "5", "--report", report, "--json", scores,
     )  # fmt: skip
     assert code == 0, err
     assert "tiles of 32 px" in text and "TTA flips" in text and "seg" in text
     assert "certainty: foreground pixels" in text
     result = json.loads(scores.read_text())
-    assert set(result["mean"]) == {"dice", "iou", "precision", "recall", "seg"}
+    objects = {"seg", "ap50", "map", "f1_50", "pq", "splits", "merges"}
+    assert set(result["mean"]) == {"dice", "iou", "precision", "recall", *objects}
     assert result["objects"]["reference"] == 4  # one disk per image
     for name in ("report.md", "scores.csv", "curves.png", "histogram.png", "panels/img 00.png"):
         assert (report / name).is_file(), name
@@ -68,10 +69,11 @@ def test_predict_writes_instance_labels(patch_run, tmp_path, capsys):
     )  # fmt: skip
     assert code == 0, err
     assert "objects" in text
-    labels = np.array(Image.open(out / "img 00_instances.png"))
+    labels = tifffile.imread(out / "img 00_labels.tif")
     mask = np.array(Image.open(out / "img 00_mask.png"))
     assert labels.dtype == np.uint16 and labels.shape == (64, 64)
     assert set(np.unique(labels[mask == 0])) <= {0}
+    assert (out / "img 00_rois.zip").is_file() and (out / "img 00_objects.csv").is_file()
 
 
 @pytest.mark.parametrize(
@@ -144,7 +146,8 @@ def test_fit_and_evaluate_on_a_drive_layout_report_fov_metrics(tmp_path, capsys)
     code, text, err = run(capsys, *args, "--quiet")
     assert code == 0, err
     assert "sensitivity" in text and "specificity" in text and "auc" in text
-    code, text, err = run(capsys, "evaluate", run_dir, "--data", data, "--report", tmp_path / "r")
+    args = ["evaluate", run_dir, "--data", data, "--subset", "all", "--report", tmp_path / "r"]
+    code, text, err = run(capsys, *args)
     assert code == 0, err
     assert "specificity" in text.splitlines()[1] and len(text.splitlines()) > 8
     assert (tmp_path / "r" / "panels" / "21_training.png").is_file()

@@ -12,6 +12,7 @@ from PIL import Image
 from unet_tf.config import RunConfig
 from unet_tf.data.sample import Sample
 from unet_tf.evaluation.histograms import ProbabilityHistogram
+from unet_tf.evaluation.matching import THRESHOLDS
 from unet_tf.evaluation.report import ReportWriter
 from unet_tf.evaluation.scoring import evaluate_samples
 from unet_tf.inference.postprocess import InstanceOptions
@@ -123,9 +124,18 @@ def test_seg_is_reported_next_to_pixel_scores():
     predictor = Predictor(fixed_network(prob), tiny_cfg(), InferenceOptions(tile=0))
     sample = Sample("cells", np.zeros((16, 16, 1), np.uint8), mask=truth)
     result = evaluate_samples(predictor, [sample], instances=InstanceOptions())
-    assert result.columns[-1] == "seg"
-    assert result.images[0]["seg"] == pytest.approx(0.5)
-    assert result.to_json()["objects"] == {"reference": 2, "predicted": 2, "matched": 1}
+    assert result.columns[-7:] == ("seg", "ap50", "map", "f1_50", "pq", "splits", "merges")
+    # One exact match (IoU 1 at every threshold), one missed cell, one false object:
+    # TP 1, FP 1, FN 1, so AP = 1/3 at every threshold, F1 = 1/2, PQ = 1 / (1 + 1/2 + 1/2).
+    row = result.images[0]
+    assert row["seg"] == pytest.approx(0.5)
+    assert row["ap50"] == pytest.approx(1 / 3) and row["map"] == pytest.approx(1 / 3)
+    assert row["f1_50"] == pytest.approx(0.5) and row["pq"] == pytest.approx(0.5)
+    assert row["splits"] == row["merges"] == 0
+    objects = result.to_json()["objects"]
+    assert (objects["reference"], objects["predicted"], objects["matched"]) == (2, 2, 1)
+    assert (objects["tp"], objects["fp"], objects["fn"]) == (1, 1, 1)
+    assert [t["thresh"] for t in objects["thresholds"]] == list(THRESHOLDS)
 
 
 def test_report_writes_tables_panels_and_figures(tmp_path):

@@ -101,7 +101,7 @@ def test_freeze_epochs_via_cli_resumes_in_either_phase_then_reloads_and_exports(
     assert main(args) == 0
     with open(run / "history.csv") as f:
         history = list(csv.DictReader(f))
-    assert [r["epoch"] for r in history] == ["0", "1", "2", "3"]
+    assert [r["epoch"] for r in history] == ["1", "2", "3", "4"]  # numbered from 1
     # the step schedule over 4 epochs (x0.75 from epoch 2): from lr, then from lr / 10
     assert [float(r["learning_rate"]) for r in history] == pytest.approx(
         [1e-3, 1e-3, 7.5e-5, 5.625e-5]

@@ -441,7 +441,7 @@ def test_multiworker_resumes_after_a_worker_dies_and_only_the_chief_writes(tmp_p
     assert "resuming" in chief_out and "as worker 0" in chief_out
     assert "worker done; the chief writes the run" in worker_out
     epochs = [int(r["epoch"]) for r in csv.DictReader((run / "history.csv").open())]
-    assert epochs[-(3 - resumed_from) :] == list(range(resumed_from, 3))
+    assert epochs[-(3 - resumed_from) :] == list(range(resumed_from + 1, 4))  # 1-based
     metrics = json.loads((run / "metrics.json").read_text())
     assert (metrics["strategy"], metrics["replicas"], metrics["workers"]) == ("multiworker", 2, 2)
     assert (run / "model.keras").exists() and not metadata.exists()

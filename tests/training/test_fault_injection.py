@@ -113,7 +113,7 @@ def assert_finished(result: subprocess.CompletedProcess, run: Path, epochs: int 
     """The rerun finished the run as if nothing had happened."""
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
-    assert history_epochs(run) == list(range(epochs))
+    assert history_epochs(run) == list(range(1, epochs + 1))  # numbered from 1
     assert load_model(run / "model.keras") is not None
     assert json.loads((run / "metrics.json").read_text())["epochs"] == epochs
     assert not (run / BACKUP).exists()  # removed once metrics.json is written

@@ -64,12 +64,12 @@ def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, tiny_config, monk
     with pytest.raises(RuntimeError, match="simulated crash"):
         training.fit(copy.deepcopy(cfg), run_dir, verbose=0, log=lambda _: None)
     assert not (run_dir / "metrics.json").exists()
-    assert [r["epoch"] for r in read_history(run_dir)] == ["0", "1"]
+    assert [r["epoch"] for r in read_history(run_dir)] == ["1", "2"]  # numbered from 1
 
     monkeypatch.setattr(training, "make_callbacks", original)
     result = training.fit(copy.deepcopy(cfg), run_dir, verbose=0, log=lambda _: None)
     assert result.resumed
-    assert [r["epoch"] for r in read_history(run_dir)] == ["0", "1", "2", "3"]
+    assert [r["epoch"] for r in read_history(run_dir)] == ["1", "2", "3", "4"]
     assert (run_dir / "metrics.json").exists()
 
 

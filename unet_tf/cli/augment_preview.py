@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from unet_tf.cli.options import EXISTING, choice, override_data
+from unet_tf.cli.options import EXISTING, channels_option, choice, override_data
 from unet_tf.config import ANNOTATIONS, RunConfig, override
 from unet_tf.data.formats.registry import FORMAT_CHOICES
 
@@ -20,6 +20,7 @@ from unet_tf.data.formats.registry import FORMAT_CHOICES
 @click.option("--patch", type=int, help="Or show random PATCH x PATCH crops.")
 @click.option("--fg-prob", type=float, help="Chance a patch is centred on foreground [0].")
 @click.option("--mask-threshold", type=float, help="Foreground is mask value > this [0].")
+@channels_option
 @click.option("--augment", help="Augmentations as for fit: names, a YAML file, or none.")
 @click.option("--rows", type=int, default=4, help="Images (rows) [4].")
 @click.option("--cols", type=int, default=6, help="Columns: the prepared image + draws [6].")

@@ -6,6 +6,7 @@ import click
 
 from unet_tf.cli.options import (
     EXISTING,
+    channels_option,
     choice,
     comma_list,
     override_data,
@@ -19,12 +20,31 @@ from unet_tf.config import (
     LR_SCHEDULES,
     PRECISIONS,
     SKIP_MERGES,
+    SPLITS,
     STRATEGIES,
+    TARGET_AUTO,
     RunConfig,
     override,
 )
 from unet_tf.data.formats.registry import FORMAT_CHOICES
+from unet_tf.data.targets import TARGETS
 from unet_tf.training.losses import LOSSES
+
+
+def keras_verbosity(quiet: bool) -> int:
+    """Keras ``verbose``: 0 quiet, 1 a live bar per epoch on a terminal, 2 one line per epoch.
+
+    A live bar in a log file or CI output is thousands of carriage returns, so it is
+    shown only when stdout, where Keras writes it, is a terminal and CI is not set
+    (:func:`unet_tf.runtime.progress.wanted`).
+    """
+    import sys
+
+    from unet_tf.runtime.progress import wanted
+
+    if quiet:
+        return 0
+    return 1 if wanted(stream=sys.stdout) else 2
 
 
 @click.command()
@@ -58,18 +78,42 @@ from unet_tf.training.losses import LOSSES
     default=None,
     help="U-Net border weight maps (w0 10, sigma 5 px); needs --loss weighted-bce.",
 )
+@click.option(
+    "--target",
+    type=choice((TARGET_AUTO, *TARGETS.names())),
+    help="What the network learns: binary (foreground) or boundary (background, interior "
+    "and cell border, to separate touching cells) [auto: boundary for instance masks].",
+)
+@click.option("--border-width", type=int, help="Cell-border band of --target boundary, in px [2].")
 @click.option("--size", type=int, help="Resize images to SIZE x SIZE for training [256].")
 @click.option(
     "--patch", type=int, help="Train on random PATCH x PATCH crops at full resolution instead."
 )
 @click.option("--fg-prob", type=float, help="Chance a patch is centred on foreground [0].")
 @click.option("--mask-threshold", type=float, help="Foreground is mask value > this [0].")
+@channels_option
 @click.option(
     "--augment", help="Comma-separated augmentations, a YAML file, or none [hflip,rotate]."
 )
 @click.option("--steps-per-epoch", type=int, help="Batches per epoch [one pass over the data].")
+@click.option(
+    "--split",
+    type=choice(SPLITS),
+    help="Validation hold-out: random, or blocked (a block of frames) [auto: blocked for "
+    "CTC and video frames, random otherwise].",
+)
+@click.option(
+    "--split-gap",
+    type=int,
+    help="Blocked split: annotated frames left out on each side of the validation block [3].",
+)
 @click.option("--folds", type=int, help="k-fold cross-validation: number of folds.")
 @click.option("--fold", type=int, help="k-fold cross-validation: which fold validates (0-based).")
+@click.option(
+    "--all-folds",
+    is_flag=True,
+    help="Train every fold into RUN/fold_k/ and predict with their ensemble (needs --folds).",
+)
 @click.option(
     "--backbone",
     help="Encoder: none (scratch U-Net), vgg16, resnet50, inceptionresnetv2 (ImageNet, "
@@ -138,7 +182,7 @@ from unet_tf.training.losses import LOSSES
 @click.option("--run-dir", type=EXISTING, help="Where the run is written [runs/<timestamp>].")
 @click.option("--overwrite", is_flag=True, help="Replace a finished run in --run-dir.")
 @click.option("--quiet", is_flag=True, help="No per-epoch progress lines.")
-def fit(config_file, run_dir, overwrite, quiet, **opts) -> None:
+def fit(config_file, run_dir, overwrite, quiet, all_folds, **opts) -> None:
     """Train a U-Net; rerun the same command to resume an interrupted run."""
     from unet_tf.training.fit import fit as run_fit
 
@@ -150,10 +194,14 @@ def fit(config_file, run_dir, overwrite, quiet, **opts) -> None:
         val=path_str(opts["val"]),
         val_split=opts["val_split"],
         steps_per_epoch=opts["steps_per_epoch"],
+        split=opts["split"],
+        split_gap=opts["split_gap"],
         folds=opts["folds"],
         fold=opts["fold"],
         val_sequences=comma_list(opts["val_sequences"]),
         border_weights=opts["border_weights"],
+        target=opts["target"],
+        border_width=opts["border_width"],
     )
     override(
         cfg,
@@ -188,12 +236,57 @@ def fit(config_file, run_dir, overwrite, quiet, **opts) -> None:
         seed=opts["seed"],
         threshold=parse_threshold(opts["threshold"]),
     )
-    result = run_fit(cfg, run_dir, overwrite, verbose=0 if quiet else 2, log=click.echo)
+    if all_folds:
+        from unet_tf.rundir import default_run_dir
+        from unet_tf.training.folds import fit_folds
+
+        ensemble = fit_folds(
+            cfg,
+            run_dir or default_run_dir(),
+            cfg.data.folds,
+            overwrite,
+            verbose=keras_verbosity(quiet),
+            log=click.echo,
+        )
+        scores = ", ".join(
+            f"{k} {v:.4f}" for k, v in ensemble.out_of_fold.items() if k != "out_of_fold_images"
+        )
+        click.echo(
+            f"ensemble of {len(ensemble.folds)} folds saved to {ensemble.run_dir}; threshold "
+            f"{ensemble.threshold:g} from out-of-fold predictions ({scores})"
+        )
+        return
+    result = run_fit(cfg, run_dir, overwrite, verbose=keras_verbosity(quiet), log=click.echo)
     if not result.chief:
         click.echo(f"worker done; the chief writes the run to {result.run_dir}")
         return
-    val = result.metrics["validation"]
-    click.echo(f"run saved to {result.run_dir} ({result.metrics['train_seconds']} s of training)")
-    if val:
-        scores = "  ".join(f"{k} {v:.4f}" for k, v in val["mean"].items())
-        click.echo(f"validation at full resolution: {scores}")
+    metrics = result.metrics
+    click.echo(f"run saved to {result.run_dir} ({metrics['train_seconds']} s of training)")
+    for line in validation_lines(metrics):
+        click.echo(line)
+
+
+def validation_lines(metrics: dict) -> list[str]:
+    """The validation scores, each line naming its threshold and, if chosen, how."""
+
+    def scores(summary: dict) -> str:
+        return "  ".join(f"{k} {v:.4f}" for k, v in summary["mean"].items())
+
+    if not metrics["validation"]:
+        return []
+    lines = [
+        f"validation at full resolution, threshold {metrics['validation_threshold']:g}: "
+        f"{scores(metrics['validation'])}"
+    ]
+    if "threshold_choice" in metrics:
+        chosen = metrics["validation_at_chosen_threshold"]
+        what = (
+            scores(chosen)
+            if chosen
+            else "not scored (cross-fitting needs at least 2 validation images)"
+        )
+        lines.append(
+            f"validation at full resolution, chosen threshold {metrics['threshold']:g} "
+            f"(cross-fitted: each half scored at the threshold chosen on the other): {what}"
+        )
+    return lines

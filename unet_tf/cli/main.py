@@ -18,13 +18,15 @@ from unet_tf.cli.evaluate import evaluate
 from unet_tf.cli.export import export
 from unet_tf.cli.fit import fit
 from unet_tf.cli.info import info
+from unet_tf.cli.plan import plan
 from unet_tf.cli.predict import predict
+from unet_tf.cli.tune import tune
 from unet_tf.data.checks import DataWarning
 from unet_tf.errors import UserError, os_error_message
 
 
 @click.group(
-    commands=[fit, evaluate, predict, export, info, augment_preview],
+    commands=[fit, evaluate, predict, export, info, augment_preview, plan, tune],
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
 @click.version_option(package_name="unet-tf")

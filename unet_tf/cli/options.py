@@ -50,6 +50,46 @@ def parse_threshold(value: str | None) -> float | str | None:
         raise UserError(f"--threshold must be a number or auto, not {value!r}") from None
 
 
+def parse_channels(value: str | None) -> list[int] | None:
+    """``--channels 0,2`` -> ``[0, 2]``: image channels counted from 0; None keeps them all."""
+    if value is None:
+        return None
+    try:
+        channels = [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        channels = []
+    if not channels or min(channels) < 0 or len(set(channels)) != len(channels):
+        raise UserError(
+            f"--channels must list distinct channel numbers counted from 0, e.g. 0,2, not {value!r}"
+        )
+    return channels
+
+
+def channels_option(command: F) -> F:
+    """``--channels``, shared by fit, augment-preview, predict and evaluate."""
+    return click.option(
+        "--channels",
+        help="Image channels to use, counted from 0, e.g. 0,2 [all; predict and evaluate: "
+        "the run's].",
+    )(command)
+
+
+def quiet_option(command: F) -> F:
+    """``--quiet`` of predict and evaluate: no progress bars."""
+    return click.option(
+        "--quiet",
+        is_flag=True,
+        help="No progress bars (they are also off when stderr is not a terminal or CI is set).",
+    )(command)
+
+
+def start_progress(quiet: bool) -> None:
+    """Switch the library's progress bars on for this command, unless unwanted."""
+    from unet_tf.runtime.progress import set_enabled, wanted
+
+    set_enabled(wanted(quiet))
+
+
 def override_data(cfg: RunConfig, opts: dict) -> None:
     """Apply the data options that ``fit`` and ``augment-preview`` share to ``cfg``."""
     from unet_tf.data.augment import parse_augment_option
@@ -66,6 +106,7 @@ def override_data(cfg: RunConfig, opts: dict) -> None:
         patch=opts["patch"],
         fg_prob=opts["fg_prob"],
         mask_threshold=opts["mask_threshold"],
+        channels=parse_channels(opts["channels"]),
         augment=None if opts["augment"] is None else parse_augment_option(opts["augment"]),
     )
 
@@ -98,15 +139,31 @@ def inference_options(command: F) -> F:
         ),
         click.option("--threshold", type=float, help="Foreground is p > this [the run's, 0.5]."),
         click.option(
-            "--instances", is_flag=True, help="Label objects: connected components, holes filled."
+            "--instances",
+            is_flag=True,
+            help="Label objects (by default for runs with a separating --target): connected "
+            "components, or the boundary target's watershed; holes filled.",
         ),
         click.option(
-            "--min-size", type=int, default=0, help="--instances: drop smaller objects (px) [0]."
+            "--min-size", type=int, help="--instances: drop smaller objects (px) [the run's, 0]."
         ),
         click.option(
             "--split-touching",
             is_flag=True,
+            default=None,
             help="--instances: split touching objects (distance-transform watershed).",
+        ),
+        click.option(
+            "--interior-threshold",
+            type=float,
+            help="--instances, boundary target: watershed markers are p(interior) > this "
+            "[the run's, chosen on its validation images].",
+        ),
+        click.option(
+            "--remove-border",
+            is_flag=True,
+            default=None,
+            help="--instances: drop objects touching the image's edge.",
         ),
     ]
     for option in reversed(options):
@@ -131,8 +188,20 @@ def pop_inference(opts: dict) -> tuple[InferenceOptions, InstanceOptions | None]
         resize=opts.pop("resize"),
         threshold=opts.pop("threshold"),
     )
-    instances, min_size = opts.pop("instances"), opts.pop("min_size")
-    split = opts.pop("split_touching")
-    if (min_size or split) and not instances:
-        raise UserError("--min-size and --split-touching need --instances")
-    return options, InstanceOptions(min_size, split_touching=split) if instances else None
+    instances = opts.pop("instances")
+    given = InstanceOptions(
+        min_size=opts.pop("min_size"),
+        split_touching=opts.pop("split_touching"),
+        interior_threshold=opts.pop("interior_threshold"),
+        remove_border=opts.pop("remove_border"),
+    )
+    if given.interior_threshold is not None and not 0 < given.interior_threshold < 1:
+        raise UserError("--interior-threshold must be between 0 and 1, e.g. 0.5")
+    if given.min_size is not None and given.min_size < 0:
+        raise UserError("--min-size must be 0 or more pixels")
+    if given != InstanceOptions() and not instances:
+        raise UserError(
+            "--min-size, --split-touching, --interior-threshold and --remove-border "
+            "need --instances"
+        )
+    return options, given if instances else None

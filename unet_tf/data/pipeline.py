@@ -25,7 +25,7 @@ from unet_tf.data.augment import apply, build_augmenter
 from unet_tf.data.checks import warn
 from unet_tf.data.resize import resize_image, resize_nearest
 from unet_tf.data.sample import Sample
-from unet_tf.data.targets import make_target
+from unet_tf.data.targets import cached_instance_target, is_separating, make_target
 
 MAX_ASPECT = 4.0  # longer side / shorter side beyond which --size visibly distorts objects
 
@@ -43,9 +43,7 @@ class Prepared:
 def prepare(samples: list[Sample], cfg: RunConfig, resize_to: int | None) -> list[Prepared]:
     """Convert samples to float32 targets and weights, resized to a square if asked."""
     with_weights = any(s.fov is not None or s.weight is not None for s in samples)
-    targets = [
-        make_target(s.mask, cfg.model.num_classes, cfg.data.mask_threshold, s.path) for s in samples
-    ]
+    targets = [training_target(s, cfg, resize_to) for s in samples]
     warn_degenerate_masks(samples, targets, cfg.data.mask_threshold)
     if resize_to:
         warn_squashed(samples, resize_to)
@@ -63,10 +61,25 @@ def prepare(samples: list[Sample], cfg: RunConfig, resize_to: int | None) -> lis
         if resize_to:
             size = (resize_to, resize_to)
             image = resize_image(image, size)
-            target = resize_nearest(target, size)
+            target = resize_nearest(target, size)  # separating targets already are
             weight = None if weight is None else resize_nearest(weight, size)
         out.append(Prepared(s.name, image, target, weight))
     return out
+
+
+def training_target(sample: Sample, cfg: RunConfig, resize_to: int | None) -> np.ndarray:
+    """The (H, W, K) target of ``cfg.data.target``; separating ones at the training size.
+
+    A separating target is built from the cells resized to the training size (and
+    cached), because resizing a finished one would thin or break its border bands.
+    """
+    data = cfg.data
+    if not is_separating(data.target):
+        return make_target(sample.mask, cfg.model.num_classes, data.mask_threshold, sample.path)
+    size = (resize_to, resize_to) if resize_to else None
+    return cached_instance_target(
+        sample.mask, data.target, data.border_width, data.mask_threshold, size
+    )
 
 
 def warn_degenerate_masks(

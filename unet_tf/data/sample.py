@@ -13,7 +13,8 @@ class Sample:
 
     ``mask`` keeps the values as stored (binary, class indices or uint16 instance
     labels): binarisation happens later with the run's threshold, so instance labels
-    survive for border weights and object metrics. ``fov`` restricts the loss and the
+    survive for border weights and object metrics. ``pixel_size`` turns pixel areas
+    into µm² in object measurements. ``fov`` restricts the loss and the
     metrics to a field of view (DRIVE); ``weight`` is an extra per-pixel loss weight.
     """
 
@@ -23,6 +24,7 @@ class Sample:
     fov: np.ndarray | None = None  # (H, W) bool
     weight: np.ndarray | None = None  # (H, W) float32
     path: str = ""
+    pixel_size: tuple[float, float] | None = None  # (y, x) in µm, when the file records it
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -7,7 +7,9 @@ nothing matches; SEG is the mean over all reference objects. A merge of two cell
 can still match both (each lies mostly inside it) but at a lower Jaccard; a split
 leaves the larger half as the match or, if no part has more than half, nothing.
 Predicted objects with no reference (false positives) do not lower SEG; the counts
-reported next to it show them.
+reported next to it show them, and so do the matching scores of
+:mod:`unet_tf.evaluation.matching` (AP, F1, PQ, splits, merges), which
+:class:`ObjectScores` puts next to SEG.
 """
 
 from __future__ import annotations
@@ -16,6 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from skimage.measure import label
+
+from unet_tf.evaluation.matching import Matches, match_objects
+
+# The per-image object columns of ``evaluate --instances``, after the pixel scores.
+OBJECT_COLUMNS = ("seg", "ap50", "map", "f1_50", "pq", "splits", "merges")
 
 
 @dataclass
@@ -70,6 +77,36 @@ def seg_measure(reference: np.ndarray, predicted: np.ndarray) -> SegResult:
         if 2 * n > ref_sizes[r]:
             jaccards[i] = n / (ref_sizes[r] + pred_sizes[s] - n)
     return SegResult(jaccards, pred_count)
+
+
+@dataclass
+class ObjectScores:
+    """SEG and the matching scores of one image, or pooled over many by adding."""
+
+    seg: SegResult = field(default_factory=SegResult)
+    matches: Matches = field(default_factory=Matches)
+
+    def __add__(self, other: ObjectScores) -> ObjectScores:
+        return ObjectScores(self.seg + other.seg, self.matches + other.matches)
+
+    def scores(self) -> dict[str, float]:
+        """The values of ``OBJECT_COLUMNS``."""
+        return {"seg": self.seg.score, **self.matches.scores()}
+
+    def counts(self) -> dict[str, int]:
+        """Objects on each side, SEG's matches, and TP / FP / FN at IoU 0.5."""
+        half = self.matches.at(0.5)
+        return {
+            "reference": self.seg.reference,
+            "predicted": self.seg.predicted,
+            "matched": self.seg.matched,
+            **{k: half[k] for k in ("tp", "fp", "fn")},
+        }
+
+
+def object_scores(reference: np.ndarray, predicted: np.ndarray) -> ObjectScores:
+    """SEG and the matching scores of two (H, W) label images (0 = background)."""
+    return ObjectScores(seg_measure(reference, predicted), match_objects(reference, predicted))
 
 
 def reference_instances(mask: np.ndarray, threshold: float = 0.0) -> np.ndarray:

@@ -24,7 +24,7 @@ from matplotlib.ticker import MaxNLocator
 from unet_tf.atomic import atomic_path, atomic_write_text
 from unet_tf.data.io import write_png
 from unet_tf.data.sample import Sample
-from unet_tf.data.targets import truth_labels
+from unet_tf.data.targets import scored_classes, truth_labels
 from unet_tf.errors import UserError
 from unet_tf.evaluation.scoring import Evaluation
 from unet_tf.inference.predictor import Predictor, to_mask
@@ -54,7 +54,8 @@ class ReportWriter:
         """Write the panel of one image (called by ``evaluate_samples`` per image)."""
         cfg = self.predictor.cfg
         pred = to_mask(probs, self.predictor.threshold) > 0
-        truth = truth_labels(sample.mask, cfg.model.num_classes, cfg.data.mask_threshold) > 0
+        classes = scored_classes(cfg.model.num_classes, cfg.data.target)
+        truth = truth_labels(sample.mask, classes, cfg.data.mask_threshold) > 0
         if sample.fov is not None:  # outside the field of view nothing is scored
             pred, truth = pred & sample.fov, truth & sample.fov
         picture = shrink(panel(sample.image, pred, truth), PANEL_MAX_SIDE)
@@ -62,8 +63,14 @@ class ReportWriter:
         write_png(path, picture)
         self.panels.append(path)
 
-    def finish(self, evaluation: Evaluation, title: str = "Evaluation") -> list[Path]:
-        """Write the CSV, the figures and the Markdown report; return the files written."""
+    def finish(
+        self, evaluation: Evaluation, title: str = "Evaluation", provenance: dict | None = None
+    ) -> list[Path]:
+        """Write the CSV, the figures and the Markdown report; return the files written.
+
+        ``provenance`` (see ``unet_tf.evaluation.provenance``) becomes the report's
+        "What was scored" section.
+        """
         written = [write_csv(self.out / "scores.csv", evaluation)]
         written.append(plot_histogram(self.out / "histogram.png", evaluation, self.predictor))
         history = self.predictor.history
@@ -71,7 +78,8 @@ class ReportWriter:
         if curves:
             written.append(curves)
         report = self.out / "report.md"
-        atomic_write_text(report, markdown(evaluation, title, self.predictor, curves, self.panels))
+        text = markdown(evaluation, title, self.predictor, curves, self.panels, provenance)
+        atomic_write_text(report, text)
         return [report, *written, *self.panels]
 
 
@@ -110,14 +118,16 @@ def markdown(
     predictor: Predictor,
     curves: Path | None,
     panels: list[Path],
+    provenance: dict | None = None,
 ) -> str:
-    """The report: settings, the score table with mean ± std, certainty, figures."""
+    """The report: settings, what was scored, the score table with mean ± std, figures."""
     columns = evaluation.columns
     lines = [
         f"# {title}",
         "",
         f"Inference: {predictor.describe()}.",
         "",
+        *provenance_lines(provenance),
         "| image | " + " | ".join(columns) + " |",
         "|---|" + "---:|" * len(columns),
     ]
@@ -142,6 +152,29 @@ def markdown(
     lines += ["## Images", ""]
     lines += [f"### {p.stem}\n\n![{p.stem}](panels/{quote(p.name)})\n" for p in panels]
     return "\n".join(lines)
+
+
+def provenance_lines(provenance: dict | None) -> list[str]:
+    """Markdown for what was scored: model and its sha256, version, data, subset, overlap."""
+    if provenance is None:
+        return []
+    p = provenance
+    lines = [
+        "## What was scored",
+        "",
+        f"- model: `{p['model']}` (sha256 `{p['model_sha256'] or 'unknown'}`)",
+        f"- unet-tf {p['unet_tf_version']}, threshold {p['threshold']:g}",
+        f"- data: `{p['data']}` ({p['format']}), subset {p['subset']}, {len(p['images'])} image(s)",
+    ]
+    trained = p["used_in_training"]
+    if trained:
+        lines.append(
+            f"- **{len(trained)} of these images were used to train the model; their scores "
+            f"are optimistic**: {', '.join(trained)}"
+        )
+    elif p["checked_against_training_record"]:
+        lines.append("- none of these images was used to train the model (by content hash)")
+    return [*lines, ""]
 
 
 def plot_histogram(path: Path, evaluation: Evaluation, predictor: Predictor) -> Path:
@@ -173,7 +206,9 @@ def plot_curves(path: Path, history: Path) -> Path | None:
     columns = read_history(history)
     if "loss" not in columns:
         return None
-    epochs = columns.get("epoch", np.arange(len(columns["loss"]))) + 1
+    # Epochs are numbered from 1; files written before that rule started at 0.
+    epochs = columns.get("epoch", np.arange(len(columns["loss"])))
+    epochs = epochs + 1 if epochs[0] == 0 else epochs
     figure = Figure(figsize=(10, 3.8), dpi=120)
     for i, metric in enumerate(("loss", "dice")):
         ax = figure.add_subplot(1, 2, i + 1)

@@ -3,10 +3,14 @@
 Pixel scores (Dice, IoU, precision, recall) are always reported. Datasets with a
 field of view (DRIVE) are scored inside it only, with the retinal-vessel
 literature's set: sensitivity, specificity, accuracy and ROC AUC (from the
-probabilities) next to F1 = Dice. With instance evaluation the Cell Tracking
-Challenge's SEG measure is added. Each image gets its own row; the summary has the
-mean and standard deviation over images and dataset-wide scores from pooled counts
-(pooled pixels for the pixel scores and AUC, pooled reference objects for SEG).
+probabilities) next to F1 = Dice. With instance evaluation the object scores are
+added: the Cell Tracking Challenge's SEG, and from one-to-one IoU matching the DSB
+2018 AP at IoU 0.5, its mean over 0.5-0.95, F1 at 0.5, panoptic quality, and the
+split and merged cells (see :mod:`unet_tf.evaluation.matching`). Each image gets its
+own row; the summary has the mean and standard deviation over images and
+dataset-wide scores from pooled counts (pooled pixels for the pixel scores and AUC,
+pooled reference objects for SEG, pooled TP / FP / FN and matched IoU for the
+matching scores, summed splits and merges).
 """
 
 from __future__ import annotations
@@ -19,13 +23,19 @@ import numpy as np
 
 from unet_tf.config import RunConfig
 from unet_tf.data.sample import Sample
-from unet_tf.data.targets import truth_labels
+from unet_tf.data.targets import scored_classes, truth_labels
 from unet_tf.evaluation.confusion import SCORES, Confusion, confusion
 from unet_tf.evaluation.histograms import ProbabilityHistogram, foreground_probability
-from unet_tf.evaluation.objects import SegResult, reference_instances, seg_measure
-from unet_tf.inference.postprocess import InstanceOptions, label_instances
+from unet_tf.evaluation.objects import (
+    OBJECT_COLUMNS,
+    ObjectScores,
+    object_scores,
+    reference_instances,
+)
+from unet_tf.inference.postprocess import InstanceOptions, label_cells
 from unet_tf.inference.predictor import Predictor, to_mask
 from unet_tf.inference.writers import WrittenPrediction
+from unet_tf.runtime.progress import progress
 
 FOV_SCORES = ("dice", "iou", "precision", "sensitivity", "specificity", "accuracy", "auc")
 
@@ -52,7 +62,7 @@ def describe_prediction(written: WrittenPrediction) -> str:
 
 
 def all_scores(
-    counts: Confusion, histogram: ProbabilityHistogram, objects: SegResult | None = None
+    counts: Confusion, histogram: ProbabilityHistogram, objects: ObjectScores | None = None
 ) -> dict[str, float]:
     """Every score this module knows, from pixel counts, probabilities and objects."""
     tn_fp = counts.tn + counts.fp
@@ -65,7 +75,7 @@ def all_scores(
         auc=histogram.auc(),
     )
     if objects is not None:
-        scores["seg"] = objects.score
+        scores.update(objects.scores())
     return scores
 
 
@@ -93,20 +103,20 @@ class Evaluation:
     images: list[dict] = field(default_factory=list)
     total: Confusion = field(default_factory=Confusion)
     histogram: ProbabilityHistogram = field(default_factory=ProbabilityHistogram)
-    objects: SegResult | None = None
+    objects: ObjectScores | None = None
 
     def add(
         self,
         name: str,
         counts: Confusion,
         histogram: ProbabilityHistogram | None = None,
-        objects: SegResult | None = None,
+        objects: ObjectScores | None = None,
     ) -> None:
         histogram = histogram or ProbabilityHistogram()
         scores = all_scores(counts, histogram, objects)
         row = {"name": name, **{k: scores[k] for k in self.columns}}
         if objects is not None:
-            row["objects"] = {"reference": objects.reference, "predicted": objects.predicted}
+            row["objects"] = objects.counts()
             self.objects = objects if self.objects is None else self.objects + objects
         self.images.append(row)
         self.total = self.total + counts
@@ -125,13 +135,19 @@ class Evaluation:
     def summary(self) -> dict:
         return {"mean": self.mean(), "std": self.std(), "dataset": self.dataset()}
 
-    def to_json(self) -> dict:
+    def to_json(self, provenance: dict | None = None) -> dict:
+        """The scores, and under ``provenance`` what they measured (model, data, settings).
+
+        ``provenance`` comes from ``unet_tf.evaluation.provenance.evaluation_provenance``:
+        a published number must say which model, threshold and images it is about.
+        """
         out = {**self.summary(), "certainty": self.histogram.summary(), "images": self.images}
+        if provenance is not None:
+            out["provenance"] = provenance
         if self.objects is not None:
             out["objects"] = {
-                "reference": self.objects.reference,
-                "predicted": self.objects.predicted,
-                "matched": self.objects.matched,
+                **self.objects.counts(),
+                "thresholds": self.objects.matches.per_threshold(),
             }
         return _json_safe(out)
 
@@ -141,7 +157,7 @@ class Evaluation:
         head = f"{'image':<{width}}  " + "  ".join(f"{k:>11}" for k in self.columns)
 
         def line(name: str, values: dict) -> str:
-            return f"{name:<{width}}  " + "  ".join(f"{values[k]:11.4f}" for k in self.columns)
+            return f"{name:<{width}}  " + "  ".join(_cell(values[k]) for k in self.columns)
 
         rows = [head, "-" * len(head)]
         rows += [line(im["name"], im) for im in self.images]
@@ -151,10 +167,15 @@ class Evaluation:
         return "\n".join(rows)
 
 
+def _cell(value: float) -> str:
+    """A table cell: counts (splits, merges) as integers, scores with four decimals."""
+    return f"{value:11d}" if isinstance(value, int) else f"{value:11.4f}"
+
+
 def score_columns(samples: list[Sample], instances: bool) -> tuple[str, ...]:
-    """The DRIVE set when any image has a field of view, plus SEG for instances."""
+    """The DRIVE set when any image has a field of view, plus the object scores for instances."""
     columns = FOV_SCORES if any(s.fov is not None for s in samples) else SCORES
-    return (*columns, "seg") if instances else columns
+    return (*columns, *OBJECT_COLUMNS) if instances else columns
 
 
 def evaluate_samples(
@@ -166,13 +187,14 @@ def evaluate_samples(
 ) -> Evaluation:
     """Predict each sample at full size and score it (inside its FOV, if it has one).
 
-    With ``instances`` the binary prediction is split into objects and scored with
-    SEG against the reference objects (the mask's labels or its connected components).
+    With ``instances`` the prediction is split into objects and scored with SEG and
+    the matching scores against the reference objects (the mask's labels or its
+    connected components).
     """
     cfg = cfg or predictor.cfg
-    classes = predictor.cfg.model.num_classes
+    classes = scored_classes(predictor.cfg.model.num_classes, predictor.cfg.data.target)
     result = Evaluation(columns=score_columns(samples, instances is not None))
-    for sample in samples:
+    for sample in progress(samples, desc="evaluate", unit="image"):
         probs = predictor.predict(sample.image, sample.path or sample.name)
         pred = to_mask(probs, predictor.threshold)
         truth = truth_labels(sample.mask, classes, cfg.data.mask_threshold, sample.path)
@@ -180,7 +202,8 @@ def evaluate_samples(
         objects = None
         if instances is not None:
             reference = reference_instances(sample.mask, cfg.data.mask_threshold)
-            objects = seg_measure(reference, label_instances(pred > 0, instances))
+            cells = label_cells(probs, predictor.cfg, predictor.threshold, instances)
+            objects = object_scores(reference, cells)
         result.add(
             sample.name, image_confusion(pred, truth, classes, sample.fov), histogram, objects
         )

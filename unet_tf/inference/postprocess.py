@@ -1,46 +1,138 @@
-"""From a binary mask to labelled objects: one integer per cell.
+"""From a prediction to labelled objects: one integer per cell.
 
 Pixel scores do not say whether touching cells were told apart; the Cell Tracking
-Challenge's SEG measure does, so it needs instances. The steps follow common
-practice for U-Net outputs: fill holes inside objects (a nucleus with a dim centre
-is still one nucleus), drop specks below ``min_size`` pixels, and optionally split
-touching objects with a watershed on the distance transform. Split markers are the
-distance maxima that stand at least ``split_depth`` px above the saddle to their
-neighbour (h-maxima), so only a real neck between two bodies causes a split, not
-the ridge along an elongated cell.
+Challenge's SEG measure does, so it needs instances. How a prediction becomes cells
+depends on the run's training target (``data.target``, see :mod:`unet_tf.data.targets`):
+
+- ``binary``: the foreground's connected components, optionally split with a
+  watershed on the distance transform. Split markers are the distance maxima that
+  stand at least ``split_depth`` px above the saddle to their neighbour (h-maxima),
+  so only a real neck between two bodies causes a split, not the ridge along an
+  elongated cell.
+- ``boundary``: a marker-controlled watershed. Markers are the connected components
+  of p(interior) > ``interior_threshold``, which the predicted border band keeps
+  apart for touching cells; they grow over the foreground (every pixel not classed
+  background) through the border band, downhill in p(interior).
+
+Then, for every target: objects touching the image's edge are removed if asked
+(``remove_border``), holes inside an object are filled (a nucleus with a dim centre
+is still one nucleus), and specks below ``min_size`` pixels dropped. The settings are
+the run's ``postprocess`` section of config.yaml; ``--instances`` options override them.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy import ndimage
 from skimage.measure import label
 from skimage.morphology import h_maxima
-from skimage.segmentation import watershed
+from skimage.segmentation import clear_border, watershed
+
+from unet_tf.config import PostprocessConfig, RunConfig
+from unet_tf.data.targets import INTERIOR
+from unet_tf.inference.predictor import to_mask
 
 
 @dataclass
 class InstanceOptions:
-    """Settings of ``--instances``."""
+    """``--instances`` settings given for one command; None keeps the run's (or the default)."""
 
-    min_size: int = 0  # objects with fewer pixels are removed
-    fill_holes: bool = True
-    split_touching: bool = False
-    split_depth: float = 2.0  # px: how much narrower a neck must be to split there
+    min_size: int | None = None  # objects with fewer pixels are removed
+    fill_holes: bool | None = None
+    split_touching: bool | None = None
+    split_depth: float | None = None  # px: how much narrower a neck must be to split there
+    interior_threshold: float | None = None
+    remove_border: bool | None = None
+
+    def settings(self, base: PostprocessConfig | None = None) -> PostprocessConfig:
+        """``base`` (a run's ``postprocess`` section) with the options given here."""
+        given = {key: value for key, value in asdict(self).items() if value is not None}
+        return replace(base or PostprocessConfig(), **given)
+
+
+def label_cells(
+    probs: np.ndarray,
+    cfg: RunConfig,
+    threshold: float,
+    options: InstanceOptions | None = None,
+) -> np.ndarray:
+    """(H, W) int32 cells 1..N of a prediction (H, W, K), the way the run's target says.
+
+    The same function serves run directories and every export: exports output the
+    same probability channels as the Keras model.
+    """
+    settings = (options or InstanceOptions()).settings(cfg.postprocess)
+    foreground = to_mask(probs, threshold) > 0
+    if cfg.data.target == "boundary":
+        labels = boundary_watershed(probs, foreground, settings.interior_threshold)
+    elif settings.split_touching:
+        labels = split_touching(_filled(foreground, settings), settings.split_depth)
+    else:
+        labels = label(_filled(foreground, settings), connectivity=1)
+    return finish_labels(labels, settings)
+
+
+def count_cells(
+    probs: np.ndarray,
+    cfg: RunConfig,
+    threshold: float,
+    options: InstanceOptions | None = None,
+) -> int:
+    """The number of cells :func:`label_cells` finds in a prediction.
+
+    The one way objects are counted: a video's per-frame table and ``predict
+    --instances`` on a folder of the same frames report the same numbers.
+    """
+    return int(label_cells(probs, cfg, threshold, options).max())
 
 
 def label_instances(mask: np.ndarray, options: InstanceOptions | None = None) -> np.ndarray:
     """(H, W) int32 labels 1..N (0 = background) of the foreground of a binary mask."""
-    options = options or InstanceOptions()
-    binary = np.asarray(mask, bool)
-    if options.fill_holes:
-        binary = fill_object_holes(binary)
-    labels = split_touching(binary, options.split_depth) if options.split_touching else None
-    if labels is None:
+    settings = (options or InstanceOptions()).settings()
+    binary = _filled(np.asarray(mask, bool), settings)
+    if settings.split_touching:
+        labels = split_touching(binary, settings.split_depth)
+    else:
         labels = label(binary, connectivity=1)
-    return remove_small(labels, options.min_size)
+    return finish_labels(labels, settings)
+
+
+def _filled(binary: np.ndarray, settings: PostprocessConfig) -> np.ndarray:
+    return fill_object_holes(binary) if settings.fill_holes else binary
+
+
+def boundary_watershed(
+    probs: np.ndarray, foreground: np.ndarray, interior_threshold: float = 0.5
+) -> np.ndarray:
+    """Cells of a boundary-target prediction: interior markers grown over the foreground.
+
+    Foreground without a marker (a cell predicted as border only) keeps its own
+    connected components, so no predicted object is lost.
+    """
+    interior = probs[..., INTERIOR]
+    markers = label(foreground & (interior > interior_threshold), connectivity=1)
+    labels = watershed(1.0 - interior, markers, mask=foreground)
+    return _label_missed(labels, foreground)
+
+
+def _label_missed(labels: np.ndarray, foreground: np.ndarray) -> np.ndarray:
+    """Foreground a watershed did not reach (no marker in it) as extra objects."""
+    missed = foreground & (labels == 0)
+    if missed.any():
+        extra = label(missed, connectivity=1)
+        labels[missed] = extra[missed] + labels.max()
+    return labels.astype(np.int32)
+
+
+def finish_labels(labels: np.ndarray, settings: PostprocessConfig) -> np.ndarray:
+    """Border objects removed if asked, holes filled, specks dropped, numbered 1..N."""
+    if settings.remove_border:
+        labels = clear_border(labels)
+    if settings.fill_holes:
+        labels = fill_label_holes(labels)
+    return remove_small(labels, settings.min_size)
 
 
 def fill_object_holes(binary: np.ndarray) -> np.ndarray:
@@ -53,16 +145,22 @@ def fill_object_holes(binary: np.ndarray) -> np.ndarray:
     return filled
 
 
+def fill_label_holes(labels: np.ndarray) -> np.ndarray:
+    """Give background enclosed by one object that object's label (others stay)."""
+    filled = labels.copy()
+    for index, box in enumerate(ndimage.find_objects(labels), start=1):
+        if box is not None:
+            hole = ndimage.binary_fill_holes(labels[box] == index) & (labels[box] == 0)
+            filled[box][hole] = index
+    return filled
+
+
 def split_touching(binary: np.ndarray, depth: float = 2.0) -> np.ndarray:
     """Watershed of the distance transform from its h-maxima; unsplit objects keep one label."""
     distance = ndimage.distance_transform_edt(binary)
     markers = label(h_maxima(distance, depth) > 0, connectivity=2)
     labels = watershed(-distance, markers, mask=binary)
-    missed = binary & (labels == 0)  # objects too thin to hold a marker
-    if missed.any():
-        extra = label(missed, connectivity=1)
-        labels[missed] = extra[missed] + labels.max()
-    return labels.astype(np.int32)
+    return _label_missed(labels, binary)
 
 
 def remove_small(labels: np.ndarray, min_size: int) -> np.ndarray:

@@ -18,6 +18,7 @@ with its patch size whenever an image is larger than that patch.
 
 from __future__ import annotations
 
+import json
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -36,7 +37,7 @@ from unet_tf.inference.tiling import BLENDS, predict_tiled
 from unet_tf.inference.tta import TTA_MODES, with_tta
 from unet_tf.models import min_input_size
 from unet_tf.models.sm import load_options
-from unet_tf.rundir import CONFIG, HISTORY, MODEL
+from unet_tf.rundir import CONFIG, ENSEMBLE, HISTORY, MODEL
 
 __all__ = ["EXPORT_CONFIG", "InferenceOptions", "Predictor", "load_predictor", "to_mask"]
 
@@ -242,12 +243,22 @@ def load_predictor(path: Path | str, options: InferenceOptions | None = None) ->
                 "export it again with `unet-tf export`"
             )
         return Predictor(open_export(path), RunConfig.load(config_file), options)
+    if path.is_dir() and (path / ENSEMBLE).is_file():
+        return load_ensemble(path, options)
     model_file = path / MODEL if path.is_dir() else path
     if model_file.suffix != ".keras" or not model_file.exists():
         raise UserError(
             f"{path} is not a model: expected a run directory with {MODEL}, a .keras file, "
-            "or an export from `unet-tf export` (SavedModel folder, .onnx or .tflite)"
+            "a fold ensemble, or an export from `unet-tf export` (SavedModel folder, .onnx "
+            "or .tflite)"
         )
+    model, cfg = _load_keras(model_file)
+    history = model_file.parent / HISTORY
+    return Predictor(model, cfg, options, history if history.exists() else None)
+
+
+def _load_keras(model_file: Path) -> tuple[keras.Model, RunConfig]:
+    """A ``.keras`` file and the config of its run (or one derived from the model)."""
     if not zipfile.is_zipfile(model_file):  # Keras would call it "File not found"
         raise UserError(
             f"{model_file} is damaged or not a Keras model file (a .keras file is a zip "
@@ -263,9 +274,41 @@ def load_predictor(path: Path | str, options: InferenceOptions | None = None) ->
         raise UserError(
             f"cannot load {model_file}: {reason}; the file may be damaged, copy it again"
         ) from None
-    cfg = saved or config_for(model)
-    history = model_file.parent / HISTORY
-    return Predictor(model, cfg, options, history if history.exists() else None)
+    return model, saved or config_for(model)
+
+
+class MeanNetwork:
+    """Several networks as one: the mean of their probabilities (a fold ensemble).
+
+    Averaging inside the predictor means resizing, tiling and TTA are applied once,
+    to the averaged network, exactly as for a single model.
+    """
+
+    fixed_size = None
+
+    def __init__(self, models: list[keras.Model]):
+        self.models = models
+        self._forwards = [_compiled(model) for model in models]
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return np.mean([np.asarray(forward(batch)) for forward in self._forwards], axis=0)
+
+
+def load_ensemble(path: Path, options: InferenceOptions | None = None) -> Predictor:
+    """A fold ensemble (``fit --all-folds``): its folds' models, averaged, at the
+    out-of-fold threshold recorded in ``ensemble.json``."""
+    record = json.loads((path / ENSEMBLE).read_text())
+    folds = [path / name for name in record["folds"]]
+    missing = [f.name for f in folds if not (f / MODEL).is_file()]
+    if missing:
+        raise UserError(
+            f"the ensemble {path} lacks {', '.join(missing)}; rerun the same "
+            "`unet-tf fit --all-folds` command to finish it"
+        )
+    loaded = [_load_keras(fold / MODEL) for fold in folds]
+    cfg = loaded[0][1]
+    cfg = replace(cfg, train=replace(cfg.train, threshold=record["threshold"]))
+    return Predictor(MeanNetwork([model for model, _ in loaded]), cfg, options)
 
 
 def config_for(model: keras.Model) -> RunConfig:

@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from unet_tf.runtime.progress import progress
+
 BLENDS = ("gaussian", "linear", "none")
 GAUSSIAN_SIGMA = 1 / 8  # of the tile side, as in nnU-Net
 Forward = Callable[[np.ndarray], np.ndarray]
@@ -91,6 +93,7 @@ def predict_tiled(
     ``forward`` maps a float32 (B, tile, tile, C) batch to (B, tile, tile, K)
     probabilities; it never sees more than ``batch_size`` tiles at once. The border
     is mirror-padded by half the overlap, so edge pixels are not at a tile's edge.
+    When progress bars are on (:mod:`unet_tf.runtime.progress`), the batches show one.
     """
     if tile < 1 or batch_size < 1:
         raise ValueError("tile and batch_size must be positive")
@@ -107,7 +110,11 @@ def predict_tiled(
     ]
     total: np.ndarray | None = None
     weight = np.zeros((h, w), np.float64)
-    for first in range(0, len(corners), batch_size):
+    batches = range(0, len(corners), batch_size)
+    # A bar only for images of several batches; it is cleared when the image is done.
+    if len(batches) > 1:
+        batches = progress(batches, desc="tiles", unit="batch", leave=False)
+    for first in batches:
         chunk = corners[first : first + batch_size]
         batch = np.stack([cut_tile(image, y, x, tile) for y, x in chunk]).astype(np.float32)
         probs = np.asarray(forward(batch))

@@ -7,8 +7,9 @@ For a video input ``movie.avi`` it writes, in the output folder:
   multi-page TIFF with one mask per frame instead;
 - ``movie_overlay.mp4``: each frame with its prediction painted on, to watch;
 - ``movie_areas.csv``: per frame, the time, the foreground area in pixels and as a
-  fraction, and the number of objects (8-connected components), which is what a
-  study of a cell's behaviour over a recording plots.
+  fraction, and the number of objects, counted as ``predict --instances`` counts
+  them on single images (:func:`~unet_tf.inference.postprocess.count_cells`), which
+  is what a study of a cell's behaviour over a recording plots.
 
 Frames are read, predicted and written one at a time, so recordings of any length fit.
 """
@@ -24,9 +25,12 @@ import tifffile
 
 from unet_tf.atomic import atomic_path
 from unet_tf.data.formats.video import FrameSource, is_video, match_channels
+from unet_tf.data.io import select_channels
 from unet_tf.errors import UserError
+from unet_tf.inference.postprocess import InstanceOptions, count_cells
 from unet_tf.inference.predictor import Predictor, to_mask
 from unet_tf.rundir import check_new_outputs
+from unet_tf.runtime.progress import progress
 from unet_tf.viz import overlay
 
 MASK_CODECS = ("FFV1", "HFYU", "MJPG")  # lossless first; MJPG only if neither exists
@@ -87,9 +91,17 @@ class MaskWriter:
 
 
 def predict_video(
-    predictor: Predictor, video: Path, out: Path, overwrite: bool = False
+    predictor: Predictor,
+    video: Path,
+    out: Path,
+    overwrite: bool = False,
+    instances: InstanceOptions | None = None,
 ) -> dict[str, Path]:
-    """Segment every frame of ``video``; return the paths written."""
+    """Segment every frame of ``video``; return the paths written.
+
+    ``instances`` (the ``--instances`` options) decide how objects are counted; the
+    run's channels (``data.channels``) are picked from each frame first.
+    """
     paths = video_outputs(Path(video), Path(out))
     check_new_outputs(list(paths.values()), "--out", overwrite)
     source = FrameSource(video)
@@ -102,13 +114,16 @@ def predict_video(
         with atomic_path(paths["areas"]) as tmp, tmp.open("w", newline="") as handle:
             table = csv.writer(handle)
             table.writerow(["frame", "time_s", "foreground_px", "foreground_fraction", "objects"])
-            for index, frame in enumerate(source):
+            frames = progress(source, total=source.count, desc=video.name, unit="frame")
+            for index, frame in enumerate(frames):
+                if predictor.cfg.data.channels is not None:
+                    frame = select_channels(frame, predictor.cfg.data.channels, video.name)
                 frame = match_channels(frame, predictor.in_channels)
                 probs = predictor.predict(frame, f"{video.name} frame {index}")
                 pred = to_mask(probs, predictor.threshold)
                 foreground = (pred > 0).astype(np.uint8)
                 area = int(foreground.sum())
-                objects = cv2.connectedComponents(foreground, connectivity=8)[0] - 1
+                objects = count_cells(probs, predictor.cfg, predictor.threshold, instances)
                 table.writerow(
                     [index, round(index / source.fps, 4), area, round(area / pred.size, 6), objects]
                 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -11,18 +11,46 @@ import tifffile
 
 from unet_tf.atomic import atomic_path
 from unet_tf.data.formats.folder import is_folder_dataset, list_images, read_folder
-from unet_tf.data.io import is_image_file, read_image, to_channels, write_png
+from unet_tf.data.io import (
+    is_image_file,
+    read_image_and_pixel_size,
+    select_channels,
+    to_channels,
+    write_png,
+)
 from unet_tf.data.sample import Sample
-from unet_tf.data.targets import truth_labels
+from unet_tf.data.targets import scored_classes, truth_labels
 from unet_tf.errors import UserError, list_some
-from unet_tf.inference.postprocess import InstanceOptions, label_instances
+from unet_tf.inference.objects import (
+    check_label_range,
+    write_label_tiff,
+    write_object_table,
+    write_rois,
+)
+from unet_tf.inference.postprocess import InstanceOptions, label_cells
 from unet_tf.inference.predictor import Predictor, to_mask
 from unet_tf.rundir import check_new_outputs
+from unet_tf.runtime.progress import progress
 from unet_tf.viz import panel
 
 
-def collect_inputs(inputs: list[Path]) -> list[Sample]:
-    """Images from files and folders; a folder with ``images/`` + ``masks/`` brings its truth."""
+def with_channels(predictor: Predictor, channels: list[int] | None) -> Predictor:
+    """``predictor`` reading the given image channels instead of the run's (``--channels``).
+
+    None keeps the channels the run was trained on (``data.channels`` in config.yaml).
+    """
+    if channels is None:
+        return predictor
+    cfg = replace(predictor.cfg, data=replace(predictor.cfg.data, channels=channels))
+    cfg.validate()
+    return Predictor(predictor.network, cfg, predictor.options, predictor.history)
+
+
+def collect_inputs(inputs: list[Path], channels: list[int] | None = None) -> list[Sample]:
+    """Images from files and folders; a folder with ``images/`` + ``masks/`` brings its truth.
+
+    ``channels`` picks image channels (counted from 0), as the run's ``data.channels``.
+    """
     samples: list[Sample] = []
     for path in inputs:
         if not path.exists():
@@ -42,11 +70,14 @@ def collect_inputs(inputs: list[Path]) -> list[Sample]:
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
         raise UserError(f"several inputs are named {list_some(clashes)}; outputs would collide")
-    return samples
+    if channels is None:
+        return samples
+    return [replace(s, image=select_channels(s.image, channels, s.path)) for s in samples]
 
 
 def _sample(path: Path) -> Sample:
-    return Sample(name=path.stem, image=to_channels(read_image(path)), path=str(path))
+    image, pixel_size = read_image_and_pixel_size(path)
+    return Sample(name=path.stem, image=to_channels(image), path=str(path), pixel_size=pixel_size)
 
 
 def output_paths(out: Path, name: str, classes: int, instances: bool = False) -> dict[str, Path]:
@@ -56,8 +87,10 @@ def output_paths(out: Path, name: str, classes: int, instances: bool = False) ->
         "prob": out / prob,
         "panel": out / f"{name}_overlay.png",
     }
-    if instances:
-        paths["instances"] = out / f"{name}_instances.png"
+    if instances:  # for Fiji, napari and QuPath: see unet_tf.inference.objects
+        paths["labels"] = out / f"{name}_labels.tif"
+        paths["rois"] = out / f"{name}_rois.zip"
+        paths["objects"] = out / f"{name}_objects.csv"
     return paths
 
 
@@ -70,9 +103,17 @@ def check_free(
 
 
 def write_prediction(
-    out: Path, sample: Sample, probs: np.ndarray, predictor: Predictor, truth: np.ndarray | None
+    out: Path,
+    sample: Sample,
+    probs: np.ndarray,
+    predictor: Predictor,
+    truth: np.ndarray | None,
+    labels: np.ndarray | None = None,
 ) -> None:
-    """Binary (or label) mask PNG, probability map, and the four-tile panel."""
+    """Binary (or label) mask PNG, probability map, and the four-tile panel.
+
+    With object ``labels`` the panel's overlay outlines the objects instead of the mask.
+    """
     paths = output_paths(out, sample.name, probs.shape[-1])
     pred = to_mask(probs, predictor.threshold)
     write_png(paths["mask"], (pred * 255).astype(np.uint8) if probs.shape[-1] == 1 else pred)
@@ -81,14 +122,15 @@ def write_prediction(
     else:
         with atomic_path(paths["prob"]) as tmp:
             tifffile.imwrite(tmp, probs.astype(np.float32))
-    write_png(paths["panel"], panel(sample.image, pred, truth))
+    write_png(paths["panel"], panel(sample.image, pred, truth, labels))
 
 
-def write_instances(out: Path, name: str, labels: np.ndarray) -> None:
-    """Object labels as a 16-bit PNG (0 = background, 1..N one per object)."""
-    if labels.max() > np.iinfo(np.uint16).max:
-        raise UserError(f"{name} has {labels.max()} objects, more than a 16-bit PNG can label")
-    write_png(out / f"{name}_instances.png", labels.astype(np.uint16))
+def write_instances(out: Path, sample: Sample, labels: np.ndarray) -> None:
+    """The objects as a label TIFF, an ImageJ ROI zip and a per-object CSV."""
+    paths = output_paths(out, sample.name, 1, instances=True)
+    write_label_tiff(paths["labels"], labels, sample.pixel_size)
+    write_rois(paths["rois"], labels)
+    write_object_table(paths["objects"], labels, sample.image, sample.pixel_size)
 
 
 @dataclass(frozen=True)
@@ -127,8 +169,8 @@ def predict_to_files(
 def _predict_each(
     predictor: Predictor, samples: list[Sample], out: Path, instances: InstanceOptions | None
 ) -> Iterator[WrittenPrediction]:
-    classes = predictor.cfg.model.num_classes
-    for sample in samples:
+    classes = scored_classes(predictor.cfg.model.num_classes, predictor.cfg.data.target)
+    for sample in progress(samples, desc="predict", unit="image"):
         probs = predictor.predict(sample.image, sample.path)
         pred = to_mask(probs, predictor.threshold)
         truth = None
@@ -136,10 +178,11 @@ def _predict_each(
             truth = truth_labels(
                 sample.mask, classes, predictor.cfg.data.mask_threshold, sample.path
             )
-        write_prediction(out, sample, probs, predictor, truth)
-        objects = None
+        labels, objects = None, None
         if instances is not None:
-            labels = label_instances(pred > 0, instances)
-            write_instances(out, sample.name, labels)
-            objects = int(labels.max())
+            labels = label_cells(probs, predictor.cfg, predictor.threshold, instances)
+            check_label_range(labels, sample.name)
+            write_instances(out, sample, labels)
+            objects = int(labels.max(initial=0))
+        write_prediction(out, sample, probs, predictor, truth, labels)
         yield WrittenPrediction(sample.name, pred, truth, classes, objects)

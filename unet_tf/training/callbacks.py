@@ -55,9 +55,20 @@ class PredictionImages(keras.callbacks.Callback):
             np.concatenate([_grey(img), t[..., -1:], p[..., -1:]], axis=1)
             for img, t, p in zip(self.images, self.targets, probs, strict=True)
         ]
-        with self.writer.as_default():
-            tf.summary.image("validation/input_truth_prediction", np.stack(rows), step=epoch)
+        with self.writer.as_default():  # step = the 1-based epoch, as in history.csv
+            tf.summary.image("validation/input_truth_prediction", np.stack(rows), step=epoch + 1)
         self.writer.flush()
+
+
+class EpochTensorBoard(keras.callbacks.TensorBoard):
+    """Keras' TensorBoard with the epoch scalars at step 1, 2, ... (Keras logs from 0).
+
+    The step then matches ``history.csv``, the console's ``Epoch 1/40`` and
+    ``metrics.json``'s ``best_epoch``, so a curve read in TensorBoard names the same epoch.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        super().on_epoch_end(epoch + 1, logs)
 
 
 def _grey(x: np.ndarray) -> np.ndarray:

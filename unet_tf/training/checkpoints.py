@@ -222,8 +222,12 @@ class SaveModel(keras.callbacks.Callback):
 class HistoryFile(keras.callbacks.Callback):
     """``history.csv``: one row per finished epoch, the file rewritten whole each epoch.
 
-    Rows of epochs from ``start`` on are dropped when training starts: they belong to
-    epochs an interrupted run finished but did not back up, which train again now.
+    Epochs are numbered from 1, as the console (``Epoch 1/40``), TensorBoard and
+    ``metrics.json``'s ``best_epoch`` number them; ``start`` is the number of epochs
+    already finished (Keras' 0-based ``initial_epoch``). Rows after ``start`` are dropped
+    when training starts: they belong to epochs an interrupted run finished but did not
+    back up, which train again now. Files written before this rule numbered from 0;
+    :func:`read_rows` renumbers them, so such a run still resumes.
     Columns are those of Keras' CSVLogger (``epoch``, then the logs sorted by name),
     without its ``NA`` columns for validation scores a run without validation lacks.
     """
@@ -234,10 +238,11 @@ class HistoryFile(keras.callbacks.Callback):
         self.rows: list[dict] = []
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self.rows = [row for row in read_rows(self.path) if int(row["epoch"]) < self.start]
+        self.rows = [row for row in read_rows(self.path) if int(row["epoch"]) <= self.start]
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        self.rows.append({"epoch": epoch, **{k: float(v) for k, v in (logs or {}).items()}})
+        values = {k: float(v) for k, v in (logs or {}).items()}
+        self.rows.append({"epoch": epoch + 1, **values})
         names = sorted({key for row in self.rows for key in row} - {"epoch"})
         text = io.StringIO()
         writer = csv.DictWriter(text, ["epoch", *names], restval="", lineterminator="\n")
@@ -247,8 +252,15 @@ class HistoryFile(keras.callbacks.Callback):
 
 
 def read_rows(path: Path) -> list[dict]:
-    """The rows of a ``history.csv`` as written, or none when there is no file yet."""
+    """The rows of a ``history.csv``, epochs numbered from 1; none when there is no file yet.
+
+    A file whose first epoch is 0 was written by a version that numbered from 0; its
+    epochs are shifted by one so that resuming such a run keeps the right rows.
+    """
     if not path.exists():
         return []
     with path.open(newline="") as f:
-        return [row for row in csv.DictReader(f) if row.get("epoch")]
+        rows = [row for row in csv.DictReader(f) if row.get("epoch")]
+    if rows and int(rows[0]["epoch"]) == 0:
+        rows = [{**row, "epoch": str(int(row["epoch"]) + 1)} for row in rows]
+    return rows

@@ -26,8 +26,10 @@ from unet_tf.data.pipeline import Prepared, make_dataset, prepare, steps_per_epo
 from unet_tf.data.sample import Sample
 from unet_tf.data.splits import split_samples
 from unet_tf.errors import UserError
+from unet_tf.evaluation.provenance import write_training_record
 from unet_tf.evaluation.scoring import evaluate_samples
-from unet_tf.evaluation.threshold import choose_threshold
+from unet_tf.evaluation.threshold import cross_fit_threshold
+from unet_tf.evaluation.tuning import tune_postprocess
 from unet_tf.inference.predictor import Predictor
 from unet_tf.models import build_model
 from unet_tf.models.sm import load_options
@@ -57,20 +59,21 @@ from unet_tf.runtime.distribute import (
 from unet_tf.runtime.keras_internals import fix_multiworker_fit
 from unet_tf.runtime.precision import precision_policy
 from unet_tf.runtime.xla import use_xla
-from unet_tf.training.callbacks import PredictionImages, lr_schedule
+from unet_tf.training.callbacks import EpochTensorBoard, PredictionImages, lr_schedule
 from unet_tf.training.checkpoints import (
     Backup,
     HistoryFile,
     Restored,
     SaveModel,
     disk_full_as_os_error,
+    read_rows,
     remove_backup,
     restore_backup,
 )
 from unet_tf.training.losses import get_loss
 from unet_tf.training.metrics import training_metrics
 from unet_tf.training.phases import Phase, training_phases, unfreeze
-from unet_tf.training.resolve import resolve_config
+from unet_tf.training.resolve import resolve_config, resolve_split
 
 
 @dataclass
@@ -102,7 +105,7 @@ def _train_and_val(cfg: RunConfig) -> tuple[list[Sample], list[Sample]]:
                 f"{samples[0].channels}; use the same kind of images for both"
             )
         return samples, val
-    return split_samples(samples, cfg.data)
+    return split_samples(samples, resolve_split(cfg.data))  # blocked for frames of a sequence
 
 
 def compile_model(model: keras.Model, cfg: RunConfig, lr: float | None = None) -> None:
@@ -169,9 +172,11 @@ def _train_and_finish(
         model = build_compiled_model(cfg)
     if dist.chief:
         cfg.save(run_dir / CONFIG)
+        write_training_record(run_dir, train, val)  # what evaluate checks its images against
     log(
         f"{'resuming' if resumed else 'training'} {model.name} ({model.count_params():,} "
         f"parameters) on {len(train)} image(s), validating on {len(val)}; "
+        f"target {cfg.data.target} ({cfg.model.num_classes} output channel(s)); "
         f"precision {cfg.train.precision}; {dist.describe()}; run directory {run_dir}"
     )
     started, cpu_started = time.perf_counter(), time.process_time()
@@ -261,23 +266,60 @@ def finish_run(
     rerun restores the last epoch, trains nothing more and comes straight here.
     """
     best = keras.saving.load_model(run_dir / MODEL, **load_options(cfg.model.backbone))
-    predictor = Predictor(best, cfg)
-    if cfg.train.threshold == "auto":
-        threshold = choose_threshold(predictor, val, cfg)
-        cfg = replace(cfg, train=replace(cfg.train, threshold=threshold))
-        cfg.save(run_dir / CONFIG)
-        predictor = Predictor(best, cfg, history=predictor.history)
-    scores = evaluate_samples(predictor, val, cfg) if val else None
+    cfg, validation = score_validation(best, cfg, val, run_dir)
     metrics = {
-        "validation": scores.summary() if scores else None,
-        "threshold": predictor.threshold,
+        **validation,
         "epochs": cfg.epochs,
         **timing,
         "best_epoch": best_epoch(run_dir / HISTORY, "val_dice" if val else "dice"),
     }
+    cfg, metrics = tune_postprocess(Predictor(best, cfg), val, metrics, run_dir / CONFIG)
     atomic_write_text(run_dir / METRICS, json.dumps(metrics, indent=2))
     remove_backup(run_dir / BACKUP)
     return cfg, metrics
+
+
+def score_validation(
+    model: keras.Model, cfg: RunConfig, val: list[Sample], run_dir: Path
+) -> tuple[RunConfig, dict]:
+    """metrics.json's validation scores, each labelled with its threshold; the final config.
+
+    With a fixed threshold, ``validation`` is scored at it. Under ``--threshold auto``
+    (binary masks), ``validation`` is scored at 0.5, the threshold chosen on all
+    validation images is saved into ``config.yaml``, and
+    ``validation_at_chosen_threshold`` is the cross-fitted score (each half of the
+    images scored at the threshold chosen on the other half, see
+    ``unet_tf.evaluation.threshold``): choosing and scoring on the same images would
+    report a score no new image can be expected to reach.
+    """
+    auto = cfg.train.threshold == "auto"
+    if auto and (cfg.model.num_classes != 1 or not val):  # nothing to choose on or with
+        cfg = replace(cfg, train=replace(cfg.train, threshold=0.5))
+        cfg.save(run_dir / CONFIG)
+    predictor = Predictor(model, cfg)
+    if not val:
+        return cfg, {"validation": None, "threshold": predictor.threshold}
+    if cfg.train.threshold != "auto":
+        scores = evaluate_samples(predictor, val, cfg)
+        return cfg, {
+            "validation": scores.summary(),
+            "validation_threshold": predictor.threshold,
+            "threshold": predictor.threshold,
+        }
+    choice = cross_fit_threshold(predictor, val, cfg)
+    cfg = replace(cfg, train=replace(cfg.train, threshold=choice.threshold))
+    cfg.save(run_dir / CONFIG)
+    crossed = choice.cross_fitted
+    return cfg, {
+        "validation": choice.at_half.summary(),
+        "validation_threshold": predictor.threshold,
+        "validation_at_chosen_threshold": crossed.summary() if crossed else None,
+        "threshold": choice.threshold,
+        "threshold_choice": {
+            "method": "Dice-optimal on all validation images; scored cross-fitted on halves",
+            "half_thresholds": list(choice.half_thresholds) if choice.half_thresholds else None,
+        },
+    }
 
 
 def make_callbacks(
@@ -305,7 +347,7 @@ def make_callbacks(
         SaveModel(run_dir / MODEL, monitor, previous_best(run_dir / HISTORY, monitor, start)),
         SaveModel(run_dir / CHECKPOINTS / "last.weights.h5"),
         Backup(phase.backup_dir(run_dir / BACKUP), restored),
-        keras.callbacks.TensorBoard(log_dir=str(run_dir / LOGS), write_graph=False),
+        EpochTensorBoard(log_dir=str(run_dir / LOGS), write_graph=False),
     ]
     shown = [v for v in val_items[:3] if v.image.shape == val_items[0].image.shape]
     if shown:
@@ -320,17 +362,27 @@ def make_callbacks(
 
 
 def previous_best(history: Path, column: str, before: int) -> float | None:
-    """Best score of an interrupted run's epochs before ``before`` (those not trained again),
-    so that a resumed run does not replace the best model with a worse one."""
-    columns = read_history(history)
-    values = columns.get(column)
+    """Best score of the epochs an interrupted run finished before Keras' 0-based epoch
+    ``before`` (epochs 1..before in history.csv, which are not trained again), so that a
+    resumed run does not replace the best model with a worse one."""
+    values = read_history(history).get(column)
     if values is None:
         return None
-    kept = values[columns["epoch"] < before] if "epoch" in columns else values
+    epochs = history_epochs(history)
+    kept = values[epochs <= before] if len(epochs) == len(values) else values
     return float(np.nanmax(kept)) if np.isfinite(kept).any() else None
 
 
 def best_epoch(history: Path, column: str) -> int | None:
-    """The 1-based epoch with the best score, for metrics.json."""
+    """The epoch (numbered from 1, as everywhere) with the best score, for metrics.json."""
     values = read_history(history).get(column)
-    return int(np.nanargmax(values)) + 1 if values is not None else None
+    if values is None:
+        return None
+    epochs = history_epochs(history)
+    best = int(np.nanargmax(values))
+    return int(epochs[best]) if len(epochs) == len(values) else best + 1
+
+
+def history_epochs(history: Path) -> np.ndarray:
+    """The epoch column of ``history.csv``, numbered from 1 (older 0-based files shifted)."""
+    return np.array([int(row["epoch"]) for row in read_rows(history)], np.int64)

@@ -1,20 +1,24 @@
 """The configuration, resolved once: what the data and the machine decide.
 
 A requested config leaves some settings open (``in_channels``, ``depth``,
-``precision: auto``, the validation split, the weights' md5). :func:`resolve_config`
-fills them all in one place, from the training images and this machine, and returns
-a new config; nothing else writes into a config. The result is what ``config.yaml``
-records, so a run can be repeated exactly and inference knows how it was trained.
+``precision: auto``, the validation split and how it is drawn, the weights' md5).
+:func:`resolve_config` fills them all in one place, from the training images and this
+machine, and returns a new config; nothing else writes into a config. The result is
+what ``config.yaml`` records, so a run can be repeated exactly and inference knows
+how it was trained.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 from unet_tf import __version__
-from unet_tf.config import RunConfig
-from unet_tf.data.formats.registry import DATASET_FORMATS
+from unet_tf.config import TARGET_AUTO, DataConfig, RunConfig
+from unet_tf.data.formats.registry import DATASET_FORMATS, detect_format, sample_data_dir
 from unet_tf.data.sample import Sample
+from unet_tf.data.targets import TARGETS, has_instances
+from unet_tf.errors import UserError
 from unet_tf.models import resolve_model_config
 from unet_tf.runtime.precision import resolve_precision
 from unet_tf.training.losses import LOSSES
@@ -25,6 +29,47 @@ def check_choices(cfg: RunConfig) -> None:
     LOSSES.check(cfg.train.loss)
     if cfg.data.format != "auto":
         DATASET_FORMATS.check(cfg.data.format)
+    if cfg.data.target != TARGET_AUTO:
+        TARGETS.check(cfg.data.target)
+
+
+# Layouts whose images are frames of a sequence: neighbours are near copies.
+FRAME_FORMATS = ("ctc", "video")
+
+
+def resolve_split(data: DataConfig) -> DataConfig:
+    """``data`` with ``split: auto`` decided: blocked for CTC and video frames, else random.
+
+    Called before the split is drawn (it decides how) and again by
+    :func:`resolve_config`, so ``config.yaml`` records the split that was used.
+    """
+    if data.split != "auto":
+        return data
+    root = sample_data_dir() if data.data is None else data.data
+    fmt = data.format if data.format != "auto" else detect_format(Path(root))
+    return replace(data, split="blocked" if fmt in FRAME_FORMATS else "random")
+
+
+def resolve_target(cfg: RunConfig, train: list[Sample]) -> RunConfig:
+    """``cfg`` with ``target: auto`` decided and the output channels its target needs.
+
+    Masks that store one label per cell (CTC, DSB, label TIFFs) get the ``boundary``
+    target, which separates touching cells; pixel masks, ``--classes`` and the U-Net
+    border weights (a recipe of their own) keep ``binary``.
+    """
+    target = cfg.data.target
+    if target == TARGET_AUTO:
+        instances = any(s.mask is not None and has_instances(s.mask) for s in train)
+        plain = cfg.model.num_classes != 1 or cfg.data.border_weights
+        target = "boundary" if instances and not plain else "binary"
+    channels = TARGETS.get(target).channels
+    if channels is not None and cfg.model.num_classes not in (1, channels):
+        raise UserError(
+            f"--target {target} trains {channels} output channels, not --classes "
+            f"{cfg.model.num_classes}; leave --classes out"
+        )
+    model = replace(cfg.model, num_classes=channels or cfg.model.num_classes)
+    return replace(cfg, model=model, data=replace(cfg.data, target=target))
 
 
 def resolve_config(cfg: RunConfig, train: list[Sample], val: list[Sample]) -> RunConfig:
@@ -35,8 +80,11 @@ def resolve_config(cfg: RunConfig, train: list[Sample], val: list[Sample]) -> Ru
     the same split.
     """
     check_choices(cfg)
+    cfg = resolve_target(cfg, train)
     model = resolve_model_config(replace(cfg.model, in_channels=train[0].channels), cfg.input_size)
     split = not (cfg.data.val or cfg.data.val_sequences)
-    data = replace(cfg.data, val_names=[s.name for s in val] if split and val else None)
+    data = replace(
+        resolve_split(cfg.data), val_names=[s.name for s in val] if split and val else None
+    )
     training = replace(cfg.train, precision=resolve_precision(cfg.train.precision))
     return replace(cfg, model=model, data=data, train=training, version=__version__)

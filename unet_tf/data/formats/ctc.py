@@ -21,7 +21,7 @@ import tifffile
 
 from unet_tf.config import DataConfig
 from unet_tf.data.checks import load_all, size_mismatch
-from unet_tf.data.io import read_image, to_channels, to_label
+from unet_tf.data.io import natural_key, read_image, to_channels, to_label
 from unet_tf.data.sample import Sample
 from unet_tf.errors import UserError, first_line, list_some
 
@@ -43,9 +43,8 @@ def is_ctc_dataset(root: Path) -> bool:
 
 def find_sequences(root: Path) -> list[str]:
     """Sequence folders that contain at least one ``tNNN.tif`` frame."""
-    return sorted(
-        p.name for p in root.iterdir() if p.is_dir() and SEQUENCE.match(p.name) and any(_frames(p))
-    )
+    names = [p.name for p in root.iterdir() if p.is_dir() and SEQUENCE.match(p.name)]
+    return sorted((n for n in names if any(_frames(root / n))), key=natural_key)
 
 
 def _frames(folder: Path) -> dict[int, Path]:

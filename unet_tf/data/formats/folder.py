@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from unet_tf.data.checks import load_all
-from unet_tf.data.io import IMAGE_SUFFIXES, is_image_file, read_image, to_channels, to_label
+from unet_tf.data.io import (
+    IMAGE_SUFFIXES,
+    is_image_file,
+    natural_key,
+    read_image,
+    read_image_and_pixel_size,
+    to_channels,
+    to_label,
+)
 from unet_tf.data.sample import Sample
 from unet_tf.errors import UserError, list_some
 
@@ -25,7 +33,9 @@ def is_folder_dataset(root: Path) -> bool:
 
 
 def list_images(directory: Path) -> list[Path]:
-    return sorted(p for p in directory.iterdir() if is_image_file(p))
+    """The image files of ``directory`` in natural order (``img2`` before ``img10``)."""
+    images = [p for p in directory.iterdir() if is_image_file(p)]
+    return sorted(images, key=lambda p: natural_key(p.name))
 
 
 def pair_files(root: Path, require_masks: bool = True) -> list[tuple[Path, Path | None]]:
@@ -83,7 +93,8 @@ def _check_unique_stems(paths: list[Path], directory: Path) -> None:
 
 def load_pair(image_path: Path, mask_path: Path | None) -> Sample:
     """Read one image and its mask, checking that their sizes agree."""
-    image = to_channels(read_image(image_path))
+    image, pixel_size = read_image_and_pixel_size(image_path)
+    image = to_channels(image)
     mask = None
     if mask_path is not None:
         mask = to_label(read_image(mask_path), mask_path)
@@ -93,7 +104,13 @@ def load_pair(image_path: Path, mask_path: Path | None) -> Sample:
                 f"{image_path.name} is {image.shape[1]}x{image.shape[0]}; masks must match "
                 "their images pixel for pixel"
             )
-    return Sample(name=image_path.stem, image=image, mask=mask, path=str(image_path))
+    return Sample(
+        name=image_path.stem,
+        image=image,
+        mask=mask,
+        path=str(image_path),
+        pixel_size=pixel_size,
+    )
 
 
 def read_folder(root: Path | str, require_masks: bool = True) -> list[Sample]:

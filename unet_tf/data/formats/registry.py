@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 
 from unet_tf.config import DataConfig
-from unet_tf.data.formats import ctc, drive, folder, video
+from unet_tf.data.formats import ctc, drive, dsb, folder, video
+from unet_tf.data.io import select_channels
 from unet_tf.data.sample import Sample
 from unet_tf.errors import UserError, list_some
 from unet_tf.registry import Registry
@@ -40,6 +41,13 @@ DATASET_FORMATS.add(
     "drive",
     DatasetFormat(drive.read_drive, drive.is_drive_dataset),
     "DRIVE: images/, 1st_manual/, mask/",
+)
+DATASET_FORMATS.add(
+    "dsb",
+    DatasetFormat(
+        lambda root, cfg, require_masks: dsb.read_dsb(root, require_masks), dsb.is_dsb_dataset
+    ),
+    "2018 Data Science Bowl: <id>/images/<id>.png, <id>/masks/*.png",
 )
 DATASET_FORMATS.add(
     "ctc",
@@ -69,7 +77,8 @@ def detect_format(root: Path) -> str:
             return entry.name
     raise UserError(
         f"cannot tell the layout of {root}: expected images/ + masks/ folders, a Cell "
-        "Tracking Challenge root (01/, 01_GT/), a DRIVE folder (images/, 1st_manual/, mask/) "
+        "Tracking Challenge root (01/, 01_GT/), a DRIVE folder (images/, 1st_manual/, mask/), "
+        "a Data Science Bowl folder (<id>/images/<id>.png) "
         f"or a video (or pass --format, one of {', '.join(DATASET_FORMATS.names())})"
     )
 
@@ -85,6 +94,11 @@ def read_dataset(
     samples = DATASET_FORMATS.get(fmt).read(path, cfg, require_masks)
     if not samples:
         raise UserError(f"no annotated images found in {path}")
+    if cfg.channels is not None:
+        samples = [
+            replace(s, image=select_channels(s.image, cfg.channels, s.path or s.name))
+            for s in samples
+        ]
     check_channels(samples)
     return samples
 

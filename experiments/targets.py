@@ -1,0 +1,112 @@
+"""Issue 11's measurement: does a separating training target stop touching HeLa cells merging?
+
+CTC DIC-C2DH-HeLa sequence 01 (silver truth), frames in time order, cut into blocks
+with gaps so no neighbouring near-copy frame crosses a boundary:
+
+- train:    t000-t039 (40 frames)
+- validate: t043-t049 (7 frames: model selection, and ``fit``'s cross-fitted choice of
+  the boundary target's interior threshold)
+- test:     t053-t059 (7 frames: reported; neither trained nor tuned on)
+
+Each target trains at the same small budget (``--size 256 --base-filters 16 --epochs 10
+--steps-per-epoch 20``), and is scored on the test block at full resolution with
+``unet-tf evaluate --instances``: pixel Dice of the foreground, CTC SEG, and objects
+predicted versus reference cells. The binary target is also scored with
+``--split-touching`` (distance-transform watershed), the post-processing fix without a
+new target. The commands are printed as they run; the table is printed as Markdown.
+
+    .venv/bin/python experiments/targets.py --out runs/targets   # 5-15 minutes on 2 cores
+
+Finished runs are skipped, so an interrupted run continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HELA = ROOT.parent / "shared" / "data" / "ctc" / "DIC-C2DH-HeLa"
+BLOCKS = {"train": range(0, 40), "val": range(43, 50), "test": range(53, 60)}
+BUDGET = ["--size", "256", "--base-filters", "16", "--epochs", "10", "--steps-per-epoch", "20"]
+SCORED = {  # name: (training target, evaluate's extra options)
+    "binary": ("binary", []),
+    "binary + split-touching": ("binary", ["--split-touching"]),
+    "boundary": ("boundary", []),
+}
+
+
+def block(out: Path, name: str, frames: range) -> Path:
+    """A CTC-layout folder of symlinks to the given frames of sequence 01 and their masks."""
+    root = out / "data" / name
+    for sub in ("01", "01_ST/SEG"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for t in frames:
+        for source, link in [
+            (HELA / "01" / f"t{t:03d}.tif", root / "01" / f"t{t:03d}.tif"),
+            (
+                HELA / "01_ST" / "SEG" / f"man_seg{t:03d}.tif",
+                root / "01_ST/SEG" / f"man_seg{t:03d}.tif",
+            ),
+        ]:
+            if not link.exists():
+                link.symlink_to(source)
+    return root
+
+
+def run(args: list[str]) -> None:
+    command = [sys.executable, "-m", "unet_tf.cli", *args]
+    print("$", shlex.join(["unet-tf", *args]), flush=True)
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
+    subprocess.run(command, check=True, cwd=ROOT, env=env)
+
+
+def crossfit(tuned: dict) -> str:
+    value = tuned.get("seg_crossfit")
+    return "-" if value is None else f"{value:.3f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "targets")
+    out = parser.parse_args().out.resolve()
+    data = {name: block(out, name, frames) for name, frames in BLOCKS.items()}
+    rows = []
+    for name, (target, extra) in SCORED.items():
+        run_dir = out / f"run-{target}"
+        if not (run_dir / "metrics.json").exists():
+            run([
+                "fit", "--data", str(data["train"]), "--val", str(data["val"]),
+                "--target", target, *BUDGET, "--seed", "0", "--quiet", "--run-dir", str(run_dir),
+            ])  # fmt: skip
+        scores = out / f"test-{name.replace(' ', '')}.json"
+        if not scores.exists():
+            run([
+                "evaluate", str(run_dir), "--data", str(data["test"]), "--instances", *extra,
+                "--json", str(scores),
+            ])  # fmt: skip
+        result = json.loads(scores.read_text())
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        tuned = metrics.get("postprocess") or {}
+        rows.append(
+            f"| {name} | {result['dataset']['dice']:.3f} | {result['mean']['seg']:.3f} | "
+            f"{result['dataset']['seg']:.3f} | {result['objects']['predicted']} / "
+            f"{result['objects']['reference']} | {metrics['train_seconds']:.0f} | "
+            f"{tuned.get('interior_threshold', '-')} | "
+            f"{crossfit(tuned)} |"
+        )
+    print(
+        "| target | test Dice (pooled) | test SEG (mean of frames) | test SEG (pooled cells) "
+        "| objects / cells | train s | interior threshold | val SEG (cross-fitted) |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Training targets that separate touching cells, checked by hand on small shapes."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from unet_tf.config import RunConfig
+from unet_tf.data import targets as targets_module
+from unet_tf.data.pipeline import prepare
+from unet_tf.data.sample import Sample
+from unet_tf.data.targets import (
+    BACKGROUND,
+    BORDER,
+    INTERIOR,
+    TARGETS,
+    boundary_target,
+    cached_instance_target,
+    has_instances,
+    instance_target,
+    resize_labels,
+    scored_classes,
+)
+from unet_tf.errors import UserError
+from unet_tf.training.resolve import resolve_target
+
+
+def classes_of(target: np.ndarray) -> np.ndarray:
+    return np.argmax(target, axis=-1)
+
+
+def test_boundary_band_is_border_width_px_inside_every_cell():
+    labels = np.zeros((12, 12), np.uint16)
+    labels[2:9, 2:9] = 5  # one 7x7 cell
+    for width, interior_side in [(1, 5), (2, 3)]:
+        target = boundary_target(labels, width)
+        assert target.shape == (12, 12, 3) and target.sum(-1).min() == 1  # one-hot
+        c = classes_of(target)
+        assert (c[labels == 0] == BACKGROUND).all()
+        inner = slice(2 + width, 9 - width)
+        assert (c[inner, inner] == INTERIOR).all()
+        assert (c == INTERIOR).sum() == interior_side**2
+        assert (c == BORDER).sum() == 49 - interior_side**2
+
+
+def test_touching_cells_get_a_band_on_both_sides_and_the_image_edge_is_no_border():
+    labels = np.zeros((6, 10), np.uint16)
+    labels[:, :5] = 1  # two cells filling the image, touching between columns 4 and 5
+    labels[:, 5:] = 2
+    c = classes_of(boundary_target(labels, 1))
+    assert (c[:, 4] == BORDER).all() and (c[:, 5] == BORDER).all()
+    # The image's edge (rows 0 and 5, columns 0 and 9) is not a cell border.
+    assert (c[:, [0, 1, 2, 3, 6, 7, 8, 9]] == INTERIOR).all()
+
+
+def test_instances_come_from_stored_labels_or_4_connected_components():
+    labels = np.zeros((8, 8), np.uint16)
+    labels[1:4, 1:7], labels[4:7, 1:7] = 7, 9  # two labelled cells sharing an edge
+    assert has_instances(labels)
+    c = classes_of(instance_target(labels, "boundary", 1))
+    assert (c[3, 2:6] == BORDER).all() and (c[4, 2:6] == BORDER).all()
+    binary = ((labels > 0) * 255).astype(np.uint8)  # the same pixels as a binary mask
+    assert not has_instances(binary)
+    merged = classes_of(instance_target(binary, "boundary", 1))
+    assert (merged[3:5, 2:6] == INTERIOR).all()  # one component: no band between them
+
+
+def test_targets_are_fast_on_hundreds_of_uint16_cells():
+    rng = np.random.default_rng(0)
+    labels = np.zeros((512, 512), np.uint16)
+    yy, xx = np.mgrid[:512, :512]
+    for i in range(300):
+        cy, cx = rng.integers(0, 512, 2)
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= 14**2] = i + 1
+    started = time.perf_counter()
+    target = instance_target(labels, "boundary")
+    assert time.perf_counter() - started < 0.5
+    assert target.shape == (512, 512, 3)
+
+
+def test_second_call_is_a_cache_hit(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNET_TF_CACHE", str(tmp_path))
+    labels = np.zeros((16, 16), np.uint16)
+    labels[2:8, 2:8], labels[8:14, 2:8] = 1, 2
+    first = cached_instance_target(labels, "boundary", 2, size=(8, 8))
+    assert len(list((tmp_path / "targets").glob("*.npy"))) == 1
+
+    def not_again(*args, **kwargs):
+        raise AssertionError("computed again instead of read from the cache")
+
+    monkeypatch.setattr(targets_module, "instance_target", not_again)
+    np.testing.assert_array_equal(cached_instance_target(labels, "boundary", 2, size=(8, 8)), first)
+    with pytest.raises(AssertionError):  # other settings are another key
+        cached_instance_target(labels, "boundary", 1, size=(8, 8))
+
+
+def test_resized_targets_keep_touching_cells_apart(tmp_path, monkeypatch):
+    """The cells are resized, then the band drawn: a finished band would vanish at 1/4 size."""
+    monkeypatch.setenv("UNET_TF_CACHE", str(tmp_path))
+    labels = np.zeros((64, 64), np.uint16)
+    labels[8:56, 4:32], labels[8:56, 32:60] = 1, 2
+    np.testing.assert_array_equal(
+        resize_labels(labels, (16, 16))[4, [0, 1, 7, 8, 15]], [0, 1, 1, 2, 0]
+    )
+    cfg = RunConfig()
+    cfg.data.target, cfg.data.border_width, cfg.model.num_classes = "boundary", 1, 3
+    sample = Sample("cells", np.zeros((64, 64, 1), np.float32), labels)
+    (item,) = prepare([sample], cfg, resize_to=16)
+    c = classes_of(item.target)
+    assert item.target.shape == (16, 16, 3)
+    assert (c[3:13, 7] == BORDER).all() and (c[3:13, 8] == BORDER).all()
+    assert (c[3:13, 2:6] == INTERIOR).all()
+
+
+def samples(mask: np.ndarray) -> list[Sample]:
+    return [Sample("a", np.zeros((*mask.shape, 1), np.float32), mask)]
+
+
+def test_auto_target_is_boundary_for_instance_masks_and_binary_otherwise():
+    labels = np.zeros((8, 8), np.uint16)
+    labels[1:4, 1:4], labels[4:7, 4:7] = 1, 2
+    cfg = resolve_target(RunConfig(), samples(labels))
+    assert (cfg.data.target, cfg.model.num_classes) == ("boundary", 3)
+    assert resolve_target(cfg, samples(labels)) == cfg  # a saved config resolves to itself
+    binary = resolve_target(RunConfig(), samples((labels > 0).astype(np.uint8) * 255))
+    assert (binary.data.target, binary.model.num_classes) == ("binary", 1)
+    weighted = RunConfig()
+    weighted.data.border_weights = True  # the U-Net paper's recipe keeps its binary mask
+    assert resolve_target(weighted, samples(labels)).data.target == "binary"
+    assert scored_classes(3, "boundary") == 1 and scored_classes(3, "binary") == 3
+    clash = RunConfig()
+    clash.data.target, clash.model.num_classes = "boundary", 2
+    with pytest.raises(UserError, match="--target boundary trains 3 output channels"):
+        resolve_target(clash, samples(labels))
+    assert TARGETS.names() == ("binary", "boundary")

@@ -1,0 +1,134 @@
+"""From a boundary-target prediction to labelled cells, and the choice of its threshold.
+
+The ideal output of a separating target is the target itself, so feeding a target to
+the post-processing must give back the cells it was built from.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import TINY_FIT, run_cli
+from layouts import write_ctc
+
+from unet_tf.config import RunConfig
+from unet_tf.data.sample import Sample
+from unet_tf.data.targets import boundary_target
+from unet_tf.evaluation.objects import seg_measure
+from unet_tf.evaluation.tuning import cross_fit_interior, tune_postprocess
+from unet_tf.inference.postprocess import InstanceOptions, label_cells, label_instances
+from unet_tf.inference.predictor import InferenceOptions, Predictor
+
+
+def touching_discs(size: int = 40) -> np.ndarray:
+    """Two discs of radius 9 whose centres are 16 px apart: they share a 9 px edge."""
+    yy, xx = np.mgrid[:size, :size]
+    labels = np.zeros((size, size), np.int32)
+    labels[(yy - 20) ** 2 + (xx - 12) ** 2 <= 81] = 1
+    labels[((yy - 20) ** 2 + (xx - 28) ** 2 <= 81) & (labels == 0)] = 2
+    return labels
+
+
+def boundary_config() -> RunConfig:
+    cfg = RunConfig()
+    cfg.data.target, cfg.model.num_classes = "boundary", 3
+    return cfg
+
+
+def test_ideal_boundary_output_gives_back_two_touching_cells():
+    labels = touching_discs()
+    probs = boundary_target(labels, 2)
+    cells = label_cells(probs, boundary_config(), 0.5)
+    assert cells.max() == 2
+    assert seg_measure(labels, cells).score == pytest.approx(1.0)  # every pixel back in place
+    # Read as a pixel mask, the same foreground is one merged object.
+    assert label_instances(labels > 0).max() == 1
+    binary = RunConfig()
+    assert label_cells((labels > 0)[..., None].astype(np.float32), binary, 0.5).max() == 1
+
+
+def test_interior_threshold_decides_the_markers():
+    labels = touching_discs()
+    probs = boundary_target(labels, 2) * 0.6  # interior 0.6, border 0.6, background 0.6
+    probs[..., 0] += 0.4 * (labels == 0)  # background stays the arg-max outside the cells
+    cfg = boundary_config()
+    assert label_cells(probs, cfg, 0.5, InstanceOptions(interior_threshold=0.5)).max() == 2
+    # No pixel passes 0.7: no markers, and the foreground is kept as one component.
+    assert label_cells(probs, cfg, 0.5, InstanceOptions(interior_threshold=0.7)).max() == 1
+
+
+def test_border_objects_small_objects_and_holes():
+    labels = np.zeros((20, 20), np.int32)
+    labels[0:5, 0:5] = 1  # touches the image's edge
+    labels[8:15, 8:15] = 2
+    labels[11, 11] = 0  # a hole, inside the interior
+    labels[17:19, 2:4] = 3  # 4 px
+    probs = boundary_target(labels, 1)
+    probs[11, 11] = [1.0, 0.0, 0.0]  # a predicted hole: background inside the cell
+    cfg = boundary_config()
+    cfg.postprocess.remove_border = True
+    cfg.postprocess.min_size = 5
+    cells = label_cells(probs, cfg, 0.5)
+    assert cells.max() == 1  # only the middle cell
+    assert cells[11, 11] == 1 and (cells[8:15, 8:15] == 1).all()  # its hole filled
+    kept = label_cells(probs, cfg, 0.5, InstanceOptions(remove_border=False, min_size=0))
+    assert kept.max() == 3  # the options override the run's settings
+
+
+def identity_predictor(cfg: RunConfig) -> Predictor:
+    """A 'network' that returns its 3-channel input: images that are ideal predictions."""
+    cfg.model.in_channels, cfg.data.patch = 3, 40
+    return Predictor(lambda batch: batch, cfg, InferenceOptions(tile=0))
+
+
+def test_cross_fitting_chooses_on_one_half_and_scores_the_other(tmp_path):
+    labels = touching_discs()
+    probs = boundary_target(labels, 2)
+    soft = probs.copy()
+    soft[..., 1] *= 0.45  # interiors at 0.45: markers appear only below it
+    soft[..., 2] += 0.55 * probs[..., 1]
+    val = [Sample(f"t{i}", p, labels) for i, p in enumerate([probs, probs, soft, soft])]
+    predictor = identity_predictor(boundary_config())
+    chosen, crossed = cross_fit_interior(predictor, val)
+    # First half: every threshold works, the default 0.5 wins the tie; it fails on the
+    # second half (no markers: one merged cell). Second half: only 0.3 and 0.4 work.
+    assert chosen in (0.3, 0.4)
+    assert crossed.reference == 8
+    merged = seg_measure(labels, np.where(labels > 0, 1, 0)).jaccards
+    assert crossed.score == pytest.approx((4 + 2 * merged.sum()) / 8)
+    cfg, metrics = tune_postprocess(predictor, val, {"epochs": 1}, tmp_path / "config.yaml")
+    assert cfg.postprocess.interior_threshold == chosen
+    assert RunConfig.load(tmp_path / "config.yaml").postprocess.interior_threshold == chosen
+    assert metrics["epochs"] == 1 and metrics["postprocess"]["seg_crossfit"] < 1.0
+
+
+def test_fit_boundary_then_evaluate_instances_from_the_run_and_a_savedmodel(tmp_path, capsys):
+    data = write_ctc(tmp_path / "ctc", sequences=("01",), frames=6, st_frames=(0, 1, 2, 3, 4, 5))
+    run_dir = tmp_path / "run"
+    code, out, err = run_cli(
+        capsys, "fit", "--data", data, "--run-dir", run_dir, "--epochs", "1",
+        "--steps-per-epoch", "2", "--val-split", "0.34", *TINY_FIT,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "target boundary (3 output channel(s))" in out
+    cfg = RunConfig.load(run_dir / "config.yaml")
+    assert (cfg.data.target, cfg.model.num_classes) == ("boundary", 3)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["postprocess"]["interior_threshold"] == cfg.postprocess.interior_threshold
+    assert metrics["validation"]["mean"]["dice"] >= 0  # scored on the foreground
+    export = tmp_path / "export"
+    assert run_cli(capsys, "export", run_dir, "--out", export)[0] == 0
+    scores = {}
+    for name, model in [("run", run_dir), ("export", export)]:
+        out_json = tmp_path / f"{name}.json"
+        code, out, err = run_cli(
+            capsys, "evaluate", model, "--data", data, "--subset", "all", "--instances",
+            "--json", out_json,
+        )  # fmt: skip
+        assert code == 0, err
+        scores[name] = json.loads(out_json.read_text())
+    assert "seg" in scores["run"]["mean"]
+    assert scores["export"]["objects"] == scores["run"]["objects"]
+    assert scores["export"]["mean"]["seg"] == pytest.approx(scores["run"]["mean"]["seg"], abs=1e-6)

@@ -1,0 +1,58 @@
+"""Fold ensembles: every fold trained, out-of-fold threshold, folds averaged, resumable."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from conftest import TINY_FIT, run_cli, write_folder_dataset
+
+from unet_tf.api import evaluate
+from unet_tf.errors import UserError
+from unet_tf.inference.predictor import MeanNetwork, load_predictor
+from unet_tf.training.folds import fit_folds
+
+
+@pytest.mark.slow
+def test_all_folds_train_average_and_resume(tmp_path, tiny_config, capsys):
+    """`fit --folds 2 --all-folds` through the CLI, then the ensemble's properties."""
+    data = write_folder_dataset(tmp_path / "data", n=4, size=64, seed=2)
+    run = tmp_path / "ensemble"
+    args = ["fit", "--data", data, "--folds", "2", "--all-folds", "--epochs", "1"]
+    code, out, err = run_cli(capsys, *args, "--run-dir", run, *TINY_FIT)
+    assert code == 0, err
+    assert "ensemble of 2 folds" in out and "out_of_fold_dice_at_0.5" in out
+
+    record = json.loads((run / "ensemble.json").read_text())
+    assert record["folds"] == ["fold_0", "fold_1"]
+    # every image scored once, by a model that never saw it
+    assert record["out_of_fold_images"] == 4
+    assert 0.05 <= record["threshold"] <= 0.95
+    val_names = [set(load_predictor(run / f"fold_{k}").cfg.data.val_names) for k in range(2)]
+    assert set().union(*val_names) == {f"img {i:02d}" for i in range(4)}
+    assert sum(len(v) for v in val_names) == 4  # the folds' validation sets are disjoint
+
+    ensemble = load_predictor(run)
+    assert isinstance(ensemble.network, MeanNetwork) and ensemble.threshold == record["threshold"]
+    image = np.random.default_rng(0).integers(0, 255, (64, 64)).astype(np.uint8)
+    folds = [load_predictor(run / f"fold_{k}").predict(image) for k in range(2)]
+    np.testing.assert_allclose(ensemble.predict(image), np.mean(folds, axis=0), atol=1e-5)
+    assert 0 <= evaluate(run, data).mean()["dice"] <= 1
+
+    stamps = [(run / f"fold_{k}" / "model.keras").stat().st_mtime_ns for k in range(2)]
+    cfg = tiny_config(data, epochs=1)
+    fit_folds(cfg, run, folds=2, verbose=0, log=lambda _: None)  # a rerun trains nothing
+    assert stamps == [(run / f"fold_{k}" / "model.keras").stat().st_mtime_ns for k in range(2)]
+
+
+def test_an_ensemble_needs_two_folds_and_its_own_folder(tmp_path, tiny_config):
+    cfg = tiny_config(tmp_path)
+    with pytest.raises(UserError, match="--folds 2 or more"):
+        fit_folds(cfg, tmp_path / "run", folds=1)
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "notes.txt").write_text("x")
+    with pytest.raises(UserError, match="not a unet-tf fold ensemble"):
+        fit_folds(cfg, user, folds=3)
+    assert (user / "notes.txt").read_text() == "x"

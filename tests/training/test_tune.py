@@ -1,0 +1,65 @@
+"""``unet-tf tune``: a real two-trial KerasTuner search that resumes and picks the best run."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+from conftest import write_folder_dataset
+
+from unet_tf.config import RunConfig
+from unet_tf.errors import UserError
+from unet_tf.training.tune import SearchSpace, trial_config, tune
+
+pytest.importorskip("keras_tuner", reason="unet-tf tune needs keras-tuner (the [tune] extra)")
+
+TINY_SPACE = SearchSpace(
+    losses=("dice-focal", "bce"),
+    batch_sizes=(2,),
+    base_filters=(4,),
+    inputs=("resize",),
+    sides=(64,),
+    augmentations=("light",),
+)
+
+
+def test_trial_values_become_a_config_without_changing_the_base():
+    base = RunConfig()
+    values = {
+        "lr": 3e-4, "loss": "focal-logdice", "focal_gamma": 1.5, "logdice_weight": 0.7,
+        "batch_size": 8, "base_filters": 16, "backbone": "none", "freeze": True,
+        "input": "patch", "side": 128, "augment": "strong",
+    }  # fmt: skip
+    cfg = trial_config(base, values)
+    assert (cfg.data.patch, cfg.train.batch_size, cfg.train.lr) == (128, 8, 3e-4)
+    assert cfg.train.logdice_weight == 0.7 and cfg.train.focal_gamma == 1.5
+    assert not cfg.model.freeze  # freezing needs a pretrained backbone
+    assert "elastic" in cfg.data.augment and base.data.patch is None and base.train.lr == 1e-3
+
+
+@pytest.mark.slow
+def test_two_trials_write_runs_a_table_a_plot_and_best_yaml_and_resume(tmp_path, tiny_config):
+    data = write_folder_dataset(tmp_path / "data", n=6, size=64)
+    base = tiny_config(data, epochs=1)
+    run = tmp_path / "search"
+    result = tune(base, run, max_trials=2, tuner="random", space=TINY_SPACE, log=lambda _: None)
+    assert len(result.trials) == 2
+    for row in result.trials:  # every trial is an ordinary, finished run directory
+        assert (run / "trials" / row["trial"] / "metrics.json").is_file()
+    rows = list(csv.DictReader((run / "trials.csv").open()))
+    assert [r["trial"] for r in rows] == [t["trial"] for t in result.trials]
+    best = max(result.trials, key=lambda t: t["val_dice"])
+    assert result.best == best
+    saved = RunConfig.load(run / "best.yaml")
+    assert saved.train.loss == best["loss"] and saved.data.size == 64
+    assert (run / "tune.png").stat().st_size > 1000
+
+    again = tune(base, run, max_trials=2, tuner="random", space=TINY_SPACE, log=lambda _: None)
+    assert [t["trial"] for t in again.trials] == [t["trial"] for t in result.trials]
+
+
+def test_tune_needs_validation_images(tmp_path, tiny_config):
+    base = tiny_config(tmp_path)
+    base.data.val_split = 0.0
+    with pytest.raises(UserError, match="validation"):
+        tune(base, tmp_path / "run", max_trials=1)

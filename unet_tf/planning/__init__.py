@@ -1,0 +1,55 @@
+"""``unet-tf plan``: a complete, explained recipe from a dataset's own fingerprint.
+
+Like nnU-Net's experiment planning: :mod:`~unet_tf.planning.fingerprint` measures the
+data, :mod:`~unet_tf.planning.rules` turns the measurements (and a time budget,
+converted to steps by :mod:`~unet_tf.planning.timing`) into a config with a reason for
+every choice.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from unet_tf.config import RunConfig
+from unet_tf.data.formats.registry import detect_format, read_dataset, sample_data_dir
+from unet_tf.errors import UserError
+from unet_tf.planning.fingerprint import Fingerprint, fingerprint
+from unet_tf.planning.rules import Plan, derive_plan
+from unet_tf.planning.timing import seconds_per_step
+
+__all__ = ["Fingerprint", "Plan", "parse_duration", "plan_dataset"]
+
+TIME_SERIES_FORMATS = ("ctc", "video")
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``90s``, ``20m``, ``1h30m`` or a plain number of minutes."""
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text) * 60
+    match = _DURATION.match(text)
+    if not text or not match or not any(match.groups()):
+        raise UserError(f"--budget {text!r} is not a duration; write e.g. 20m, 1h30m or 90s")
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise UserError("--budget must be longer than 0 s")
+    return total
+
+
+def plan_dataset(
+    base: RunConfig, budget_seconds: float | None = None, time_steps: bool = True
+) -> Plan:
+    """Fingerprint ``base.data`` (the training data) and derive its plan.
+
+    ``base`` carries the data settings (folder, format, mask threshold); the plan
+    replaces the recipe settings. With a budget, a few training steps are timed here.
+    """
+    root = Path(base.data.data) if base.data.data else sample_data_dir()
+    samples = read_dataset(root, base.data)
+    fmt = base.data.format if base.data.format != "auto" else detect_format(root)
+    fp = fingerprint(samples, fmt in TIME_SERIES_FORMATS, base.data.mask_threshold)
+    timer = (lambda cfg: seconds_per_step(cfg, fp.channels)) if time_steps else None
+    return derive_plan(fp, base, budget_seconds, timer)

@@ -1,0 +1,200 @@
+"""The plan's rules: from a fingerprint (and a time budget) to a complete config.
+
+Every rule is a few lines here, in the order a person would decide, and returns its
+choice with a one-line reason that is printed and saved in the plan, so nobody has
+to trust a black box. docs/plan.md explains each rule and the measurements behind it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from unet_tf.config import RunConfig
+from unet_tf.planning.fingerprint import Fingerprint
+
+RESIZE_SIDE = 256  # the studies' protocol
+MIN_OBJECT_PX = 12  # an object smaller than this after resizing is hard to segment
+MAX_ASPECT = 2.0  # beyond this, resizing to a square distorts shapes too much
+PATCH_RANGE = (96, 256)
+THIN_PATCH = 128
+PIXELS_PER_BATCH = 4 * RESIZE_SIDE**2  # the first study's batch of 4 at 256 px
+RARE_FOREGROUND = 0.1  # below this, patches are centred on foreground a third of the time
+FEW_IMAGES = 30  # the 2015 U-Net's argument for elastic deformations
+VALIDATION_SHARE = 0.15  # of the budget, kept for validation and the final scoring
+MIN_STEPS_AT_32 = 300  # fewer steps than this at 32 base filters: use 16
+
+
+@dataclass
+class Plan:
+    """A resolved recipe for one dataset, with the reason for every choice."""
+
+    config: RunConfig
+    fingerprint: Fingerprint
+    reasons: dict[str, str] = field(default_factory=dict)
+    inference: dict[str, Any] = field(default_factory=dict)
+    budget_seconds: float | None = None
+    seconds_per_step: float | None = None
+
+    def to_config(self) -> RunConfig:
+        """The config with the plan (fingerprint, reasons, timing) recorded in it."""
+        record = {
+            "fingerprint": self.fingerprint.to_dict(),
+            "reasons": dict(self.reasons),
+            "inference": dict(self.inference),
+            "budget_seconds": self.budget_seconds,
+            "seconds_per_step": self.seconds_per_step,
+        }
+        return replace(self.config, plan=record)
+
+
+def _multiple_of_32(value: float) -> int:
+    return int(value // 32 * 32)
+
+
+def choose_input(fp: Fingerprint) -> tuple[int | None, int | None, str]:
+    """(size, patch, reason): resize to 256 px, or train on full-resolution patches."""
+    side = min(fp.median_height, fp.median_width)
+    if fp.thin:
+        why = f"thin structures (skeleton/area {fp.thin_score:.2f}) vanish when resized"
+    elif fp.object_diameter and fp.object_diameter * RESIZE_SIDE / side < MIN_OBJECT_PX:
+        shrunk = fp.object_diameter * RESIZE_SIDE / side
+        why = f"objects of {fp.object_diameter:.0f} px would shrink to {shrunk:.0f} px at 256"
+    elif fp.max_aspect > MAX_ASPECT:
+        why = f"images up to {fp.max_aspect:.1f}:1 would be squashed into squares"
+    elif side <= RESIZE_SIDE * 1.5 or not fp.object_diameter:
+        return RESIZE_SIDE, None, f"images of {side} px resize to 256 px (the studies' protocol)"
+    else:
+        shrunk = fp.object_diameter * RESIZE_SIDE / side
+        return (
+            RESIZE_SIDE,
+            None,
+            f"objects of {fp.object_diameter:.0f} px stay {shrunk:.0f} px when resized to 256",
+        )
+    # Objects plus context; a thin structure's context is its network, not its width
+    # (DRIVE: 128 px patches beat resizing, 0.647 vs 0.429 Dice, docs/data.md).
+    wanted = max(THIN_PATCH if fp.thin else PATCH_RANGE[0], 4 * fp.object_diameter)
+    patch = min(_multiple_of_32(min(wanted + 31, PATCH_RANGE[1])), _multiple_of_32(fp.min_side))
+    patch = max(patch, 32)
+    return None, patch, f"{why}: full-resolution {patch} px patches (4x the objects, capped)"
+
+
+def choose_depth(fp: Fingerprint, input_size: int) -> tuple[int, str]:
+    """Pooling steps: enough that the bottleneck sees a whole object, at most 5."""
+    deepest = max(1, int(math.log2(input_size)) - 3)  # keep the bottleneck >= 8 px
+    wanted = math.ceil(math.log2(max(fp.object_diameter, 16))) - 1 if fp.object_diameter else 4
+    depth = max(2, min(wanted, 5, deepest))
+    reason = (
+        f"{depth} poolings: the bottleneck's receptive field spans objects of "
+        f"~{fp.object_diameter:.0f} px within {input_size} px inputs"
+    )
+    return depth, reason
+
+
+def choose_batch(input_size: int) -> tuple[int, str]:
+    batch = max(2, min(16, round(PIXELS_PER_BATCH / input_size**2)))
+    return batch, f"{batch} x {input_size}^2 px keeps the first study's pixels per step"
+
+
+def choose_sampling(fp: Fingerprint, patch: int | None) -> tuple[float, str]:
+    if patch and fp.foreground_fraction < RARE_FOREGROUND:
+        return 0.33, (
+            f"foreground is {100 * fp.foreground_fraction:.1f}% of pixels: a third of the "
+            "patches are centred on it (nnU-Net's oversampling)"
+        )
+    return 0.0, f"foreground is {100 * fp.foreground_fraction:.0f}% of pixels: uniform patches"
+
+
+def choose_loss(fp: Fingerprint) -> tuple[str, str]:
+    if fp.foreground_fraction < 0.2:
+        return "dice-focal", (
+            f"foreground is {100 * fp.foreground_fraction:.0f}% of pixels: soft Dice + focal "
+            "(gamma 0.9) copes with the imbalance (the first study's loss)"
+        )
+    return "dice-focal", (
+        "soft Dice + focal (gamma 0.9), the first study's loss: Dice optimises the "
+        "reported score, focal keeps the gradients of hard pixels"
+    )
+
+
+def choose_augmentation(fp: Fingerprint) -> tuple[list[str], str]:
+    augment = ["hflip", "vflip", "rotate"]
+    why = ["microscopy has no up or left: flips and rotations"]
+    if fp.intensity_spread > 0.1:
+        augment.append("brightness-contrast")
+        why.append(f"image brightness varies ({fp.intensity_spread:.2f} CV): brightness-contrast")
+    if fp.images < FEW_IMAGES:
+        augment.append("elastic")
+        why.append(f"only {fp.images} images: elastic deformations (the 2015 U-Net)")
+    return augment, "; ".join(why)
+
+
+def choose_steps(
+    fp: Fingerprint, batch: int, budget_seconds: float | None, seconds_per_step: float | None
+) -> tuple[int | None, int, str]:
+    """(epochs, steps per epoch, reason); epochs fill the budget at the measured speed."""
+    per_epoch = max(10, min(50, math.ceil(fp.images * (1 - 0.2) / batch)))
+    if not budget_seconds or not seconds_per_step:
+        return None, per_epoch, f"{per_epoch} steps per epoch; epochs: the default (no budget)"
+    steps = int(budget_seconds * (1 - VALIDATION_SHARE) / seconds_per_step)
+    epochs = max(2, steps // per_epoch)
+    return (
+        epochs,
+        per_epoch,
+        (
+            f"{seconds_per_step:.2f} s/step measured here: {epochs} epochs x {per_epoch} steps "
+            f"fill {budget_seconds / 60:.0f} min, {100 * VALIDATION_SHARE:.0f}% kept for validation"
+        ),
+    )
+
+
+def derive_plan(
+    fp: Fingerprint,
+    base: RunConfig | None = None,
+    budget_seconds: float | None = None,
+    seconds_per_step: Callable[[RunConfig], float] | None = None,
+) -> Plan:
+    """Apply every rule to ``fp``; ``seconds_per_step`` times a config on this machine."""
+    cfg = base or RunConfig()
+    reasons: dict[str, str] = {}
+    size, patch, reasons["input"] = choose_input(fp)
+    input_size = patch or size or RESIZE_SIDE
+    depth, reasons["depth"] = choose_depth(fp, input_size)
+    batch, reasons["batch_size"] = choose_batch(input_size)
+    fg_prob, reasons["fg_prob"] = choose_sampling(fp, patch)
+    loss, reasons["loss"] = choose_loss(fp)
+    augment, reasons["augment"] = choose_augmentation(fp)
+    data = replace(
+        cfg.data, size=size or cfg.data.size, patch=patch, fg_prob=fg_prob, augment=augment
+    )
+    model = replace(cfg.model, depth=depth, base_filters=32)
+    train = replace(cfg.train, batch_size=batch, loss=loss)
+    planned = replace(cfg, data=data, model=model, train=train)
+    timed = seconds_per_step(planned) if seconds_per_step and budget_seconds else None
+    reasons["base_filters"] = "32 filters at the first level (nnU-Net's default)"
+    if timed and budget_seconds * (1 - VALIDATION_SHARE) / timed < MIN_STEPS_AT_32:
+        narrow = replace(planned, model=replace(model, base_filters=16))
+        timed_16 = seconds_per_step(narrow)
+        reasons["base_filters"] = (
+            f"16 filters: at 32 the budget allows only "
+            f"{int(budget_seconds * (1 - VALIDATION_SHARE) / timed)} steps ({timed:.2f} s/step)"
+        )
+        planned, timed = narrow, timed_16
+    epochs, per_epoch, reasons["epochs"] = choose_steps(fp, batch, budget_seconds, timed)
+    planned = replace(
+        planned,
+        data=replace(planned.data, steps_per_epoch=per_epoch),
+        train=replace(planned.train, epochs=epochs),
+    )
+    if fp.time_series:
+        reasons["validation"] = "frames of one sequence: validate on a block of frames"
+    overlap = 0.5 if fp.thin else 0.25
+    inference = {"tile": patch, "overlap": overlap} if patch else {"resize": size}
+    reasons["inference"] = (
+        f"tiles of {patch} px with overlap {overlap} (as trained)"
+        if patch
+        else f"resize to {size} px (as trained)"
+    )
+    return Plan(planned, fp, reasons, inference, budget_seconds, timed)

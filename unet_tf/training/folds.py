@@ -1,0 +1,106 @@
+"""Fold ensembles, nnU-Net's default: train every fold of a k-fold split, predict with all.
+
+``fit --folds K --all-folds`` trains fold k into ``RUN/fold_k/`` (an ordinary run
+directory, so ``evaluate RUN/fold_2`` scores one fold), then predicts every fold's
+validation images with that fold's model. These out-of-fold predictions cover every
+image exactly once, by a model that never saw it: the threshold is chosen on them,
+and their scores are the ensemble's honest estimate. ``RUN/ensemble.json`` records
+both; ``predict``/``evaluate RUN`` average the folds' probabilities.
+
+A killed ensemble resumes: finished folds are skipped, an unfinished one resumes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from unet_tf.atomic import atomic_write_text
+from unet_tf.config import RunConfig
+from unet_tf.data.formats.registry import read_dataset
+from unet_tf.data.splits import split_samples
+from unet_tf.errors import UserError
+from unet_tf.evaluation.histograms import ProbabilityHistogram
+from unet_tf.evaluation.scoring import evaluate_samples
+from unet_tf.inference.predictor import load_predictor
+from unet_tf.rundir import ENSEMBLE, METRICS, foreign_entries, is_ours, run_lock, write_marker
+from unet_tf.training.fit import fit
+
+
+@dataclass
+class FoldsResult:
+    run_dir: Path
+    folds: list[Path]
+    threshold: float
+    out_of_fold: dict  # Dice at 0.5 and at the chosen threshold, pooled over every image
+
+
+def fold_name(k: int) -> str:
+    return f"fold_{k}"
+
+
+def fit_folds(
+    cfg: RunConfig,
+    run_dir: Path,
+    folds: int,
+    overwrite: bool = False,
+    verbose: int = 2,
+    log: Callable[[str], None] = print,
+) -> FoldsResult:
+    """Train all ``folds`` folds of ``cfg``'s data into ``run_dir`` and record the ensemble."""
+    if folds < 2:
+        raise UserError("--all-folds needs --folds 2 or more")
+    if cfg.data.val or cfg.data.val_sequences:
+        raise UserError("--all-folds splits --data into folds; leave out --val/--val-sequences")
+    run_dir = Path(run_dir)
+    if run_dir.exists() and any(run_dir.iterdir()) and not is_ours(run_dir, "ensemble"):
+        raise UserError(
+            f"{run_dir} exists and is not a unet-tf fold ensemble; choose a new --run-dir"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(run_dir):
+        foreign = foreign_entries(run_dir, "ensemble")
+        if foreign and is_ours(run_dir, "ensemble"):
+            raise UserError(f"{run_dir} holds files unet-tf did not write: {', '.join(foreign)}")
+        write_marker(run_dir, "ensemble")
+        fold_dirs = []
+        for k in range(folds):
+            fold_dir = run_dir / fold_name(k)
+            fold_dirs.append(fold_dir)
+            if (fold_dir / METRICS).is_file() and not overwrite:
+                log(f"fold {k + 1}/{folds}: finished earlier, kept ({fold_dir})")
+                continue
+            log(f"fold {k + 1}/{folds}")
+            fold_cfg = replace(cfg, data=replace(cfg.data, folds=folds, fold=k, val_names=None))
+            fit(fold_cfg, fold_dir, overwrite, verbose=verbose, log=log)
+        threshold, scores = out_of_fold_threshold(cfg, fold_dirs)
+        record = {"folds": [d.name for d in fold_dirs], "threshold": threshold, **scores}
+        atomic_write_text(run_dir / ENSEMBLE, json.dumps(record, indent=2))
+    return FoldsResult(run_dir, fold_dirs, threshold, scores)
+
+
+def out_of_fold_threshold(cfg: RunConfig, fold_dirs: list[Path]) -> tuple[float, dict]:
+    """Each fold's model on its own validation images, pooled: threshold and Dice.
+
+    Each fold's saved config is resolved and names its validation images, so the
+    out-of-fold images are exactly the ones that fold never trained on. Multi-class
+    models take the arg-max and keep 0.5 (it is not used).
+    """
+    histogram = ProbabilityHistogram()
+    images = 0
+    for fold_dir in fold_dirs:
+        predictor = load_predictor(fold_dir)
+        data = predictor.cfg.data
+        _, val = split_samples(read_dataset(data.data, data), data)
+        histogram = histogram + evaluate_samples(predictor, val).histogram
+        images += len(val)
+    if cfg.model.num_classes != 1:
+        return 0.5, {"out_of_fold_images": images}
+    threshold, dice = histogram.best_threshold()
+    return threshold, {
+        "out_of_fold_images": images,
+        "out_of_fold_dice_at_0.5": float(histogram.dice_at([0.5])[0]),
+        f"out_of_fold_dice_at_{threshold:g}": dice,
+    }
