@@ -63,14 +63,11 @@ def label_cells(
     The same function serves run directories and every export: exports output the
     same probability channels as the Keras model.
     """
-    settings = (options or InstanceOptions()).settings(cfg.postprocess)
     foreground = to_mask(probs, threshold) > 0
-    if cfg.data.target == "boundary":
-        labels = boundary_watershed(probs, foreground, settings.interior_threshold)
-    elif settings.split_touching:
-        labels = split_touching(_filled(foreground, settings), settings.split_depth)
-    else:
-        labels = label(_filled(foreground, settings), connectivity=1)
+    if cfg.data.target != "boundary":
+        return label_instances(foreground, options, cfg.postprocess)
+    settings = (options or InstanceOptions()).settings(cfg.postprocess)
+    labels = boundary_watershed(probs, foreground, settings.interior_threshold)
     return finish_labels(labels, settings)
 
 
@@ -88,9 +85,16 @@ def count_cells(
     return int(label_cells(probs, cfg, threshold, options).max())
 
 
-def label_instances(mask: np.ndarray, options: InstanceOptions | None = None) -> np.ndarray:
-    """(H, W) int32 labels 1..N (0 = background) of the foreground of a binary mask."""
-    settings = (options or InstanceOptions()).settings()
+def label_instances(
+    mask: np.ndarray,
+    options: InstanceOptions | None = None,
+    base: PostprocessConfig | None = None,
+) -> np.ndarray:
+    """(H, W) int32 labels 1..N (0 = background) of the foreground of a binary mask.
+
+    ``base`` is a run's ``postprocess`` section; ``options`` override it.
+    """
+    settings = (options or InstanceOptions()).settings(base)
     binary = _filled(np.asarray(mask, bool), settings)
     if settings.split_touching:
         labels = split_touching(binary, settings.split_depth)
