@@ -86,7 +86,7 @@ def _read_pillow(path: Path) -> np.ndarray:
         array = np.array(img)
     if img.mode in ("LA", "La", "PA", "RGBA", "RGBa"):  # alpha is transparency, not signal
         array = array[..., :-1]
-    if palette and _is_grey(array):
+    if palette and is_grey(array):
         array = array[..., 0]
     return array
 
@@ -253,8 +253,8 @@ def replace_non_finite(image: np.ndarray, name: Path | str) -> np.ndarray:
     return np.where(finite, image, np.asarray(median, image.dtype))
 
 
-def _is_grey(rgb: np.ndarray) -> bool:
-    """A palette of greys (GIF masks) should read as one channel, not three."""
+def is_grey(rgb: np.ndarray) -> bool:
+    """R = G = B everywhere: grey stored as colour (GIF palettes, DSB PNGs), one channel."""
     return bool((rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all())
 
 

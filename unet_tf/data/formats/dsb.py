@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from unet_tf.data.checks import load_all, size_mismatch, warn
-from unet_tf.data.io import is_image_file, read_image, to_channels, to_label
+from unet_tf.data.io import is_grey, is_image_file, read_image, to_channels, to_label
 from unet_tf.data.sample import Sample
 from unet_tf.errors import UserError, list_some
 
@@ -102,7 +102,7 @@ def merge_masks(paths: list[Path], shape: tuple[int, int], image_name: str) -> n
 
 def grey_if_equal(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) with R = G = B everywhere -> (H, W, 1); anything else unchanged."""
-    if image.shape[-1] == 3 and (image == image[..., :1]).all():
+    if image.shape[-1] == 3 and is_grey(image):
         return image[..., :1]
     return image
 
