@@ -110,11 +110,6 @@ def atomic_write_text(target: Path | str, text: str) -> None:
     atomic_write_bytes(target, text.encode("utf-8"))
 
 
-def atomic_copy(source: Path, target: Path) -> None:
-    with atomic_path(target) as tmp:
-        shutil.copyfile(source, tmp)
-
-
 def remove_stale_temporaries(folder: Path) -> list[Path]:
     """Remove temporaries that a killed process of ours left in ``folder`` (recursively)."""
     if not folder.is_dir():

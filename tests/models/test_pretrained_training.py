@@ -14,7 +14,7 @@ import unet_tf.training.fit as training
 from unet_tf.cli import main
 from unet_tf.config import ModelConfig, RunConfig
 from unet_tf.errors import UserError
-from unet_tf.export.exporter import export_savedmodel
+from unet_tf.export.exporter import export_model
 from unet_tf.inference.predictor import load_predictor
 from unet_tf.models import build_model
 from unet_tf.training.phases import training_phases
@@ -116,4 +116,4 @@ def test_freeze_epochs_via_cli_resumes_in_either_phase_then_reloads_and_exports(
     predictor = load_predictor(run)
     image = np.random.default_rng(0).integers(0, 256, (90, 77, 1)).astype(np.uint8)
     assert predictor.predict(image).shape == (90, 77, 1)
-    assert export_savedmodel(predictor, tmp_path / "export") < 1e-3
+    assert export_model(predictor, "savedmodel", tmp_path / "export").max_difference < 1e-3

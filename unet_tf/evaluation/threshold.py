@@ -28,17 +28,6 @@ from unet_tf.evaluation.scoring import Evaluation, evaluate_samples
 from unet_tf.inference.predictor import Predictor
 
 
-def choose_threshold(predictor: Predictor, val: list[Sample], cfg: RunConfig) -> float:
-    """The Dice-optimal threshold on ``val`` (0.5 when there is nothing to choose).
-
-    Multi-class models take the arg-max and have no threshold to choose.
-    """
-    if cfg.model.num_classes != 1 or not val:
-        return 0.5
-    threshold, _ = evaluate_samples(predictor, val, cfg).histogram.best_threshold()
-    return float(threshold)
-
-
 @dataclass(frozen=True)
 class ThresholdChoice:
     """The threshold to keep, and what the validation images say about it.

@@ -61,12 +61,6 @@ def export_model(
     return ExportResult(out, worst, export.runtime, notes)
 
 
-def export_savedmodel(predictor: Predictor, out: Path) -> float:
-    """Export a SavedModel to ``out`` and return its largest difference from Keras: the
-    one-line check that a freshly trained model survives export."""
-    return export_model(predictor, "savedmodel", out).max_difference
-
-
 def _check_out(
     out: Path, fmt: str, export: ExportFormat, overwrite: bool, protected: Iterable
 ) -> None:
