@@ -29,6 +29,7 @@ STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 JIT_COMPILE = ("auto", "on", "off")
 ANNOTATIONS = ("gt", "st", "gt+st")  # Cell Tracking Challenge gold, silver, gold else silver
 TARGET_AUTO = "auto"  # resolved from the training masks (unet_tf.training.resolve)
+ACTIVATIONS = ("auto", "sigmoid", "softmax")  # the output head (ModelConfig.activation)
 SPLITS = ("auto", "random", "blocked")  # how validation frames are held out of --data
 
 
@@ -42,13 +43,23 @@ class ModelConfig:
     skip_merge: str = "resize"
     dropout: float = 0.0
     kernel_init: str = "glorot_uniform"
-    num_classes: int = 1  # 1 = binary with sigmoid, N > 1 = softmax over N classes
+    num_classes: int = 1  # output channels: 1 = binary, N > 1 = classes or a target's maps
+    # sigmoid: each channel its own probability; softmax: one class per pixel; auto (runs
+    # before the distance target): sigmoid for 1 channel, softmax for more. Set by the target.
+    activation: str = "auto"
     in_channels: int | None = None  # resolved from the training images
     encoder_weights: str = "imagenet"  # imagenet | none | path to a local .h5
     encoder_weights_md5: str | None = None  # md5 of the weights file that was loaded
     freeze: bool = False  # encoder weights fixed, its BatchNorm in inference mode
     freeze_epochs: int = 0  # > 0: frozen for this many epochs, then fine-tuned
     input_adapter: str = "repeat"  # grayscale to 3 channels: repeat | conv (learnable 1x1)
+
+    @property
+    def head(self) -> str:
+        """The output activation the network ends with: 'sigmoid' or 'softmax'."""
+        if self.activation != "auto":
+            return self.activation
+        return "sigmoid" if self.num_classes == 1 else "softmax"
 
 
 @dataclass
@@ -113,11 +124,15 @@ class TrainConfig:
 class PostprocessConfig:
     """How ``--instances`` turns probabilities into labelled cells (unet_tf.inference.postprocess).
 
-    ``fit`` chooses ``interior_threshold`` on the validation images for the boundary
-    target; the command line's ``--instances`` options override any of these.
+    ``fit`` chooses ``interior_threshold`` (boundary target) or ``seed_height`` (distance
+    target) on the validation images; the command line's ``--instances`` options override
+    any of these.
     """
 
     interior_threshold: float = 0.5  # boundary target: watershed markers are p(interior) > this
+    # distance target: seeds are maxima of the predicted distance map (each cell's peak is 1)
+    # standing at least this much above the saddle to any higher neighbouring maximum
+    seed_height: float = 0.3
     min_size: int = 0  # px: smaller objects are removed
     fill_holes: bool = True
     remove_border: bool = False  # drop objects touching the image's edge
@@ -202,7 +217,10 @@ class RunConfig:
             ),
             (
                 not self.data.border_weights
-                or (self.train.loss == "weighted-bce" and self.model.num_classes == 1),
+                or (
+                    self.train.loss == "weighted-bce"
+                    and (self.model.num_classes == 1 or self.data.target == "boundary")
+                ),
                 "border_weights (--border-weights) needs --loss weighted-bce and binary masks",
             ),
             (self.data.size >= 8, "size must be at least 8 pixels"),
@@ -210,6 +228,14 @@ class RunConfig:
             (self.train.batch_size >= 1, "batch_size must be at least 1"),
             (self.train.lr > 0, "lr must be positive"),
             (self.model.num_classes >= 1, "num_classes must be at least 1"),
+            (
+                self.model.activation in ACTIVATIONS,
+                f"activation {self.model.activation!r} is not one of {ACTIVATIONS}",
+            ),
+            (
+                self.model.activation != "softmax" or self.model.num_classes > 1,
+                "activation softmax needs at least 2 classes; use sigmoid for 1",
+            ),
             (
                 self.model.input_adapter in INPUT_ADAPTERS,
                 f"input_adapter {self.model.input_adapter!r} is not one of {INPUT_ADAPTERS}",
@@ -245,12 +271,17 @@ class RunConfig:
             (0.0 <= self.model.dropout < 1.0, "dropout must be in [0, 1)"),
             (self.data.border_width >= 1, "border_width (--border-width) must be at least 1 px"),
             (
-                self.data.target in (TARGET_AUTO, "binary") or not self.data.border_weights,
-                "border_weights (--border-weights) need --target binary",
+                self.data.target in (TARGET_AUTO, "binary", "boundary")
+                or not self.data.border_weights,
+                "border_weights (--border-weights) need --target binary or boundary",
             ),
             (
                 0.0 < self.postprocess.interior_threshold < 1.0,
                 "postprocess interior_threshold must be between 0 and 1",
+            ),
+            (
+                0.0 < self.postprocess.seed_height < 1.0,
+                "postprocess seed_height must be between 0 and 1",
             ),
             (self.postprocess.min_size >= 0, "postprocess min_size must be at least 0"),
             (self.postprocess.split_depth > 0, "postprocess split_depth must be positive"),

@@ -22,6 +22,7 @@ from unet_tf.data.targets import (
     instance_target,
     resize_labels,
     scored_classes,
+    target_foreground,
 )
 from unet_tf.errors import UserError
 from unet_tf.training.resolve import resolve_target
@@ -134,4 +135,79 @@ def test_auto_target_is_boundary_for_instance_masks_and_binary_otherwise():
     clash.data.target, clash.model.num_classes = "boundary", 2
     with pytest.raises(UserError, match="--target boundary trains 3 output channels"):
         resolve_target(clash, samples(labels))
-    assert TARGETS.names() == ("binary", "boundary")
+    assert TARGETS.names() == ("binary", "boundary", "distance")
+
+
+def test_distance_target_of_two_touching_squares():
+    """Squares 1 (5x5) and 2 (5x5) share an edge: cell 1 gives up its contact column."""
+    labels = np.zeros((7, 12), np.uint16)
+    labels[1:6, 1:6], labels[1:6, 6:11] = 1, 2
+    target = instance_target(labels, "distance")
+    assert target.shape == (7, 12, 2) and target.dtype == np.float32
+    np.testing.assert_array_equal(target[..., 0], labels > 0)  # the whole foreground
+    distance = target[..., 1]
+    assert (distance[1:6, 5] == 0).all()  # the gap: cell 1's last column
+    # Cell 1 is 4 px wide after the gap: distances 1, 2, 2, 1 across, peak 2.
+    np.testing.assert_allclose(distance[3, 1:5], [0.5, 1.0, 1.0, 0.5])
+    # Cell 2 keeps all 5 px: 1, 2, 3, 2, 1, peak 3 at its centre.
+    np.testing.assert_allclose(distance[3, 6:11], [1 / 3, 2 / 3, 1.0, 2 / 3, 1 / 3], rtol=1e-6)
+    assert distance[labels == 0].max() == 0
+    assert distance[0:7, 0].max() == 0 and distance.max() == pytest.approx(1.0)
+
+
+def test_distance_target_is_fast_on_300_uint16_cells():
+    rng = np.random.default_rng(0)
+    labels = np.zeros((512, 512), np.uint16)
+    yy, xx = np.mgrid[:512, :512]
+    for i in range(300):
+        cy, cx = rng.integers(0, 512, 2)
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= 14**2] = i + 1
+    started = time.perf_counter()
+    target = instance_target(labels, "distance")
+    assert time.perf_counter() - started < 0.5
+    peaks = [target[..., 1][labels == k].max() for k in np.unique(labels)[1:]]
+    # Every cell peaks at 1, but a one-pixel sliver left of an overlapped disc, all gap.
+    assert set(np.round(peaks, 6)) == {0.0, 1.0} and np.mean(np.equal(peaks, 1.0)) > 0.99
+
+
+def test_distance_target_resolves_two_sigmoid_channels_and_is_cached(tmp_path, monkeypatch):
+    monkeypatch.setenv("UNET_TF_CACHE", str(tmp_path))
+    labels = np.zeros((16, 16), np.uint16)
+    labels[2:8, 2:8], labels[8:14, 2:8] = 1, 2
+    cfg = RunConfig()
+    cfg.data.target = "distance"
+    resolved = resolve_target(cfg, samples(labels))
+    assert (resolved.model.num_classes, resolved.model.activation) == (2, "sigmoid")
+    assert resolve_target(resolved, samples(labels)) == resolved
+    boundary = resolve_target(RunConfig(), samples(labels)).model
+    assert (boundary.activation, boundary.head) == ("softmax", "softmax")
+    first = cached_instance_target(labels, "distance", size=(8, 8))
+    assert first.shape == (8, 8, 2)
+    assert len(list((tmp_path / "targets").glob("*.npy"))) == 1
+    np.testing.assert_array_equal(cached_instance_target(labels, "distance", size=(8, 8)), first)
+    assert len(list((tmp_path / "targets").glob("*.npy"))) == 1
+
+
+def test_boundary_target_takes_the_border_weights():
+    cfg = RunConfig()
+    cfg.data.target, cfg.data.border_weights, cfg.train.loss = "boundary", True, "weighted-bce"
+    cfg.model.num_classes = 3
+    cfg.validate()
+    cfg.data.target, cfg.model.num_classes = "distance", 1  # as given, before resolving
+    with pytest.raises(UserError, match="need --target binary or boundary"):
+        cfg.validate()
+
+
+def test_target_foreground_reads_each_kind_of_target():
+    """Channel 0 of sigmoid targets, not-background of one-hot ones; never the distance map."""
+    cells = np.zeros((6, 6), np.int32)
+    cells[1:5, 1:3], cells[1:5, 3:5] = 1, 2
+    truth = cells > 0
+    binary = truth[..., None].astype(np.float32)
+    assert np.array_equal(target_foreground(binary, "binary"), truth)
+    for name in ("boundary", "distance"):
+        built = TARGETS.get(name).build(cells, 1)
+        assert np.array_equal(target_foreground(built, name), truth), name
+    # A distance map that is 0 inside the cells must not read as background.
+    distance = np.stack([truth, np.zeros_like(truth)], axis=-1).astype(np.float32)
+    assert np.array_equal(target_foreground(distance, "distance"), truth)

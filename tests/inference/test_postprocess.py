@@ -15,11 +15,12 @@ from layouts import write_ctc
 
 from unet_tf.config import RunConfig
 from unet_tf.data.sample import Sample
-from unet_tf.data.targets import boundary_target
+from unet_tf.data.targets import boundary_target, distance_target
 from unet_tf.evaluation.objects import seg_measure
-from unet_tf.evaluation.tuning import cross_fit_interior, tune_postprocess
+from unet_tf.evaluation.tuning import TUNED, cross_fit, tune_postprocess
 from unet_tf.inference.postprocess import InstanceOptions, label_cells, label_instances
-from unet_tf.inference.predictor import InferenceOptions, Predictor
+from unet_tf.inference.predictor import InferenceOptions, Predictor, load_predictor, to_mask
+from unet_tf.training.losses import DistanceTargetLoss
 
 
 def touching_discs(size: int = 40) -> np.ndarray:
@@ -91,7 +92,7 @@ def test_cross_fitting_chooses_on_one_half_and_scores_the_other(tmp_path):
     soft[..., 2] += 0.55 * probs[..., 1]
     val = [Sample(f"t{i}", p, labels) for i, p in enumerate([probs, probs, soft, soft])]
     predictor = identity_predictor(boundary_config())
-    chosen, crossed = cross_fit_interior(predictor, val)
+    chosen, crossed = cross_fit(predictor, val, TUNED["boundary"])
     # First half: every threshold works, the default 0.5 wins the tie; it fails on the
     # second half (no markers: one merged cell). Second half: only 0.3 and 0.4 work.
     assert chosen in (0.3, 0.4)
@@ -132,3 +133,93 @@ def test_fit_boundary_then_evaluate_instances_from_the_run_and_a_savedmodel(tmp_
     assert "seg" in scores["run"]["mean"]
     assert scores["export"]["objects"] == scores["run"]["objects"]
     assert scores["export"]["mean"]["seg"] == pytest.approx(scores["run"]["mean"]["seg"], abs=1e-6)
+
+
+def distance_config() -> RunConfig:
+    cfg = RunConfig()
+    cfg.data.target, cfg.model.num_classes, cfg.model.activation = "distance", 2, "sigmoid"
+    return cfg
+
+
+def cone_prediction(labels: np.ndarray, foreground: float = 0.9) -> np.ndarray:
+    """A smooth 'predicted' map: cones 1 - r / 9 around the discs' centres, the right one
+    scaled by 0.9 (a network's peaks are never equal); p(foreground) 0.9 on the cells."""
+    yy, xx = np.mgrid[: labels.shape[0], : labels.shape[1]]
+    cones = [h * (1 - np.hypot(yy - 20, xx - cx) / 9) for h, cx in ((1.0, 12), (0.9, 28))]
+    distance = np.clip(np.maximum(*cones), 0, 1) * (labels > 0)
+    return np.stack([foreground * (labels > 0), distance], -1).astype(np.float32)
+
+
+def test_distance_watershed_splits_two_touching_discs():
+    labels = touching_discs()
+    probs = cone_prediction(labels)
+    cfg = distance_config()
+    # The foreground is channel 0 > threshold (an arg-max would pick the map at the centres).
+    np.testing.assert_array_equal(to_mask(probs, 0.5, "distance"), labels > 0)
+    cells = label_cells(probs, cfg, 0.5)
+    assert cells.max() == 2
+    assert seg_measure(labels, cells).score > 0.9
+    # The saddle where the discs meet (x = 20) is at 1 - 8/9 = 0.11, so the lower peak
+    # stands 0.9 - 0.11 = 0.79 above it: a seed height of 0.85 keeps one seed, one cell.
+    assert label_cells(probs, cfg, 0.5, InstanceOptions(seed_height=0.75)).max() == 2
+    assert label_cells(probs, cfg, 0.5, InstanceOptions(seed_height=0.85)).max() == 1
+    # The ideal output, the target itself, gives back the cells but for the contact
+    # column carved out of cell 1 (distance 0 there), which the watershed may give to 2.
+    ideal = label_cells(distance_target(labels), cfg, 0.5)
+    assert ideal.max() == 2 and seg_measure(labels, ideal).score > 0.95
+
+
+def test_foreground_without_a_seed_is_kept():
+    labels = touching_discs()
+    probs = cone_prediction(labels)
+    probs[..., 1] = 0.0  # a flat map: no maximum stands out, so no seed
+    cells = label_cells(probs, distance_config(), 0.5)
+    assert cells.max() == 1 and (cells > 0).sum() == (labels > 0).sum()
+
+
+def test_cross_fitting_the_seed_height(tmp_path):
+    labels = touching_discs()
+    flat = cone_prediction(labels)
+    flat[..., 1] = 0.25 * flat[..., 1] + 0.3 * (labels > 0)  # lower peak 0.525, saddle 0.33
+    sharp = cone_prediction(labels)  # lower peak 0.9, saddle 0.11
+    val = [Sample(f"t{i}", p, labels) for i, p in enumerate([sharp, sharp, flat, flat])]
+    cfg = distance_config()
+    cfg.model.in_channels, cfg.data.patch = 2, 40
+    predictor = Predictor(lambda batch: batch, cfg, InferenceOptions(tile=0))
+    chosen, crossed = cross_fit(predictor, val, TUNED["distance"])
+    assert chosen in (0.05, 0.1, 0.2)  # splits both kinds; 0.3 and above merge the flat ones
+    assert crossed.reference == 8
+    out, metrics = tune_postprocess(predictor, val, {}, tmp_path / "config.yaml")
+    assert out.postprocess.seed_height == chosen
+    assert metrics["postprocess"]["parameter"] == "seed_height"
+    assert RunConfig.load(tmp_path / "config.yaml").postprocess.seed_height == chosen
+
+
+def test_fit_distance_then_predict_and_evaluate_instances(tmp_path, capsys):
+    data = write_ctc(tmp_path / "ctc", sequences=("01",), frames=6, st_frames=(0, 1, 2, 3, 4, 5))
+    run_dir = tmp_path / "run"
+    code, out, err = run_cli(
+        capsys, "fit", "--data", data, "--run-dir", run_dir, "--epochs", "1",
+        "--steps-per-epoch", "2", "--val-split", "0.34", "--target", "distance", *TINY_FIT,
+    )  # fmt: skip
+    assert code == 0, err
+    assert "target distance (2 output channel(s))" in out
+    cfg = RunConfig.load(run_dir / "config.yaml")
+    assert (cfg.model.num_classes, cfg.model.activation) == (2, "sigmoid")
+    # Trained with the distance target's own loss, not the configured loss on both channels.
+    assert type(load_predictor(run_dir).network.loss) is DistanceTargetLoss
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["postprocess"]["seed_height"] == cfg.postprocess.seed_height
+    code, out, err = run_cli(
+        capsys, "predict", run_dir, data / "01", "--out", tmp_path / "pred", "--instances",
+        "--seed-height", "0.2",
+    )  # fmt: skip
+    assert code == 0, err
+    assert list((tmp_path / "pred").glob("*.tif*"))
+    code, out, err = run_cli(
+        capsys, "evaluate", run_dir, "--data", data, "--subset", "all", "--instances",
+        "--json", tmp_path / "scores.json",
+    )  # fmt: skip
+    assert code == 0, err
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert 0 <= scores["mean"]["seg"] <= 1 and 0 <= scores["mean"]["dice"] <= 1

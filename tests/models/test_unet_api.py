@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 
+import keras
 import numpy as np
 import pytest
 
@@ -52,12 +53,25 @@ def test_aliases_softmax_and_the_scratch_options():
     assert "enc4_conv1" not in [layer.name for layer in small.layers]
 
 
+def test_sigmoid_head_with_two_channels_saves_and_loads(tmp_path):
+    """The distance target's head: two independent float32 sigmoids, through a .keras file."""
+    model = Unet(in_channels=1, classes=2, activation="sigmoid", base_filters=4, depth=2)
+    assert model.layers[-1].name == "head_sigmoid"
+    image = np.random.default_rng(0).random((1, 16, 16, 1)).astype(np.float32)
+    probs = np.asarray(model(image))
+    assert probs.shape == (1, 16, 16, 2) and probs.dtype == np.float32
+    assert np.all((probs > 0) & (probs < 1))
+    assert not np.allclose(probs.sum(axis=-1), 1.0, atol=1e-3)  # not a softmax
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras", compile=False)
+    np.testing.assert_allclose(np.asarray(loaded(image)), probs, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"activation": "relu"}, r"activation 'relu' with classes=1 is not available"),
-        ({"classes": 3}, r"activation='softmax' with classes >= 2"),
-        ({"classes": 1, "activation": "softmax"}, r"activation='sigmoid' with classes=1"),
+        ({"classes": 1, "activation": "softmax"}, r"activation='softmax' with classes >= 2"),
         ({"backbone_name": "vgg16", "backbone": "resnet50"}, r"backbone_name='vgg16' and back"),
         ({"input_shape": (None, None, 1), "in_channels": 3}, r"input_shape\[-1\]=1 and in_c"),
         ({"input_shape": (64, 64)}, r"must be \(height, width, channels\)"),

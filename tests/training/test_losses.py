@@ -13,11 +13,13 @@ from unet_tf.training.losses import (
     BinaryCrossentropy,
     DiceFocalLoss,
     DiceLoss,
+    DistanceTargetLoss,
     FocalLogDiceLoss,
     FocalLoss,
     WeightedBinaryCrossentropy,
     get_loss,
 )
+from unet_tf.training.metrics import training_metrics
 
 # One image of four pixels: truth 1, 1, 0, 0 and predictions 0.9, 0.6, 0.2, 0.4.
 Y = np.array([1, 1, 0, 0], np.float32).reshape(1, 2, 2, 1)
@@ -135,3 +137,53 @@ def test_registry_defaults_and_serialisation(name, cls, gamma):
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
     assert type(restored) is cls
     assert float(restored(Y, P)) == pytest.approx(float(loss(Y, P)), rel=1e-6)
+
+
+# The distance target: channel 0 is Y / P, channel 1 a distance map and its prediction.
+D = np.array([1.0, 0.5, 0.0, 0.0], np.float32).reshape(1, 2, 2, 1)
+Q = np.array([0.8, 0.5, 0.1, 0.2], np.float32).reshape(1, 2, 2, 1)
+SOFT_BCE = [
+    -math.log(0.8),
+    -(0.5 * math.log(0.5) + 0.5 * math.log(0.5)),
+    -math.log(0.9),
+    -math.log(0.8),
+]
+
+
+def test_distance_target_loss_is_the_foreground_loss_plus_the_map_cross_entropy():
+    y, p = np.concatenate([Y, D], -1), np.concatenate([P, Q], -1)
+    loss = DistanceTargetLoss(BinaryCrossentropy())
+    assert float(loss(y, p)) == pytest.approx(np.mean(BCE) + np.mean(SOFT_BCE), rel=1e-5)
+    weighted = sum(w * (b + m) for w, b, m in zip([1, 2, 0, 1], BCE, SOFT_BCE, strict=True)) / 4
+    assert float(loss(y, p, sample_weight=W)) == pytest.approx(weighted, rel=1e-5)
+    assert float(loss.call(y, p)) == pytest.approx(float(loss(y, p)), rel=1e-6)
+
+
+def test_the_distance_target_wraps_the_named_loss_and_dice_scores_channel_0():
+    loss = get_loss(TrainConfig(loss="dice-focal"), "distance")
+    assert isinstance(loss, DistanceTargetLoss) and isinstance(loss.foreground, DiceFocalLoss)
+    assert loss.foreground.gamma == 0.9
+    assert type(get_loss(TrainConfig(loss="dice-focal"), "boundary")) is DiceFocalLoss
+    y, p = np.concatenate([Y, D], -1), np.concatenate([P, Q], -1)
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert isinstance(restored.foreground, DiceFocalLoss)
+    assert float(restored(y, p)) == pytest.approx(float(loss(y, p)), rel=1e-6)
+    # Channel 0 > 0.5 is 1, 1, 0, 0 = the truth; an arg-max over channels would say 0, 1, 0, 0.
+    dice = training_metrics(target="distance")[0]
+    dice.update_state(y, np.concatenate([P, np.full_like(Q, 0.95)], -1))
+    assert float(dice.result()) == pytest.approx(1.0)
+    restored_metric = keras.metrics.deserialize(keras.metrics.serialize(dice))
+    assert restored_metric.channel == 0
+
+
+def test_border_weights_multiply_the_boundary_targets_categorical_loss():
+    """--target boundary --border-weights: weighted-bce reads a one-hot 3-class target."""
+    y = np.eye(3, dtype=np.float32)[[0, 1, 2, 1]].reshape(1, 2, 2, 3)
+    p = np.array(
+        [[0.7, 0.2, 0.1], [0.1, 0.6, 0.3], [0.2, 0.3, 0.5], [0.3, 0.3, 0.4]], np.float32
+    ).reshape(1, 2, 2, 3)
+    true_p = [0.7, 0.6, 0.5, 0.3]
+    weights = np.array([1.0, 2.0, 10.0, 1.0], np.float32).reshape(1, 2, 2)
+    expected = sum(-w * math.log(q) for w, q in zip([1, 2, 10, 1], true_p, strict=True)) / 14
+    got = float(WeightedBinaryCrossentropy()(y, p, sample_weight=weights))
+    assert got == pytest.approx(expected, rel=1e-5)

@@ -142,7 +142,7 @@ def inference_options(command: F) -> F:
             "--instances",
             is_flag=True,
             help="Label objects (by default for runs with a separating --target): connected "
-            "components, or the boundary target's watershed; holes filled.",
+            "components, or the boundary or distance target's watershed; holes filled.",
         ),
         click.option(
             "--min-size", type=int, help="--instances: drop smaller objects (px) [the run's, 0]."
@@ -158,6 +158,12 @@ def inference_options(command: F) -> F:
             type=float,
             help="--instances, boundary target: watershed markers are p(interior) > this "
             "[the run's, chosen on its validation images].",
+        ),
+        click.option(
+            "--seed-height",
+            type=float,
+            help="--instances, distance target: seeds are maxima of the distance map (0-1) "
+            "this much above their saddle [the run's, chosen on its validation images].",
         ),
         click.option(
             "--remove-border",
@@ -193,15 +199,18 @@ def pop_inference(opts: dict) -> tuple[InferenceOptions, InstanceOptions | None]
         min_size=opts.pop("min_size"),
         split_touching=opts.pop("split_touching"),
         interior_threshold=opts.pop("interior_threshold"),
+        seed_height=opts.pop("seed_height"),
         remove_border=opts.pop("remove_border"),
     )
     if given.interior_threshold is not None and not 0 < given.interior_threshold < 1:
         raise UserError("--interior-threshold must be between 0 and 1, e.g. 0.5")
+    if given.seed_height is not None and not 0 < given.seed_height < 1:
+        raise UserError("--seed-height must be between 0 and 1, e.g. 0.3")
     if given.min_size is not None and given.min_size < 0:
         raise UserError("--min-size must be 0 or more pixels")
     if given != InstanceOptions() and not instances:
         raise UserError(
-            "--min-size, --split-touching, --interior-threshold and --remove-border "
-            "need --instances"
+            "--min-size, --split-touching, --interior-threshold, --seed-height and "
+            "--remove-border need --instances"
         )
     return options, given if instances else None

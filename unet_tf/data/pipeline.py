@@ -25,7 +25,12 @@ from unet_tf.data.augment import apply, build_augmenter
 from unet_tf.data.checks import warn
 from unet_tf.data.resize import resize_image, resize_nearest
 from unet_tf.data.sample import Sample
-from unet_tf.data.targets import cached_instance_target, is_separating, make_target
+from unet_tf.data.targets import (
+    cached_instance_target,
+    is_separating,
+    make_target,
+    target_foreground,
+)
 
 MAX_ASPECT = 4.0  # longer side / shorter side beyond which --size visibly distorts objects
 
@@ -44,7 +49,7 @@ def prepare(samples: list[Sample], cfg: RunConfig, resize_to: int | None) -> lis
     """Convert samples to float32 targets and weights, resized to a square if asked."""
     with_weights = any(s.fov is not None or s.weight is not None for s in samples)
     targets = [training_target(s, cfg, resize_to) for s in samples]
-    warn_degenerate_masks(samples, targets, cfg.data.mask_threshold)
+    warn_degenerate_masks(samples, targets, cfg.data.mask_threshold, cfg.data.target)
     if resize_to:
         warn_squashed(samples, resize_to)
     out = []
@@ -83,7 +88,7 @@ def training_target(sample: Sample, cfg: RunConfig, resize_to: int | None) -> np
 
 
 def warn_degenerate_masks(
-    samples: list[Sample], targets: list[np.ndarray], threshold: float
+    samples: list[Sample], targets: list[np.ndarray], threshold: float, target: str = "binary"
 ) -> None:
     """Warn when no mask has any foreground, or every mask is foreground everywhere.
 
@@ -92,7 +97,7 @@ def warn_degenerate_masks(
     """
     if not samples:
         return
-    foreground = [_foreground(t) for t in targets]
+    foreground = [target_foreground(t, target) for t in targets]
     if len(samples) > 1:
         which, be = f"all {len(samples)} masks", "are"
     else:
@@ -116,11 +121,6 @@ def warn_degenerate_masks(
         )
 
 
-def _foreground(target: np.ndarray) -> np.ndarray:
-    """Foreground pixels of a binary or one-hot target: anything but class 0."""
-    return target[..., 0] > 0.5 if target.shape[-1] == 1 else target[..., 0] < 0.5
-
-
 def warn_squashed(samples: list[Sample], side: int) -> None:
     """Warn when ``--size`` squashes long strips to a square, distorting their objects."""
     strips = [s for s in samples if max(s.shape) > MAX_ASPECT * min(s.shape)]
@@ -136,7 +136,11 @@ def warn_squashed(samples: list[Sample], side: int) -> None:
 
 
 def random_crop(
-    rng: np.random.Generator, arrays: list[np.ndarray], patch: int, fg_prob: float
+    rng: np.random.Generator,
+    arrays: list[np.ndarray],
+    patch: int,
+    fg_prob: float,
+    target_name: str = "binary",
 ) -> list[np.ndarray]:
     """Crop the same random ``patch`` window from each array, mirroring small images.
 
@@ -152,7 +156,7 @@ def random_crop(
         arrays = [np.pad(a, pads, mode=mode) for a in arrays]
         h, w = arrays[0].shape[:2]
     target = arrays[1]
-    fg = target[..., 0] > 0.5 if target.shape[-1] == 1 else target[..., 0] < 0.5
+    fg = target_foreground(target, target_name)
     if fg_prob > 0 and rng.random() < fg_prob and fg.any():
         ys, xs = np.nonzero(fg)
         k = rng.integers(len(ys))
@@ -197,7 +201,9 @@ def make_dataset(items: list[Prepared], cfg: RunConfig, training: bool) -> tf.da
     def transform(image, target, weight=None):
         weight = np.ones_like(target[..., :1]) if weight is None else weight
         if patch:
-            image, target, weight = random_crop(rng, [image, target, weight], patch, fg_prob)
+            image, target, weight = random_crop(
+                rng, [image, target, weight], patch, fg_prob, cfg.data.target
+            )
         image, target, weight = apply(augmenter, image, target, weight)
         return (
             np.ascontiguousarray(image, np.float32),

@@ -19,6 +19,7 @@ from unet_tf.config import RunConfig
 from unet_tf.data.formats.registry import read_dataset
 from unet_tf.data.io import write_png
 from unet_tf.data.pipeline import make_dataset, prepare
+from unet_tf.data.targets import target_foreground
 from unet_tf.errors import UserError
 from unet_tf.rundir import check_new_outputs
 from unet_tf.viz import TP, display_rgb
@@ -26,10 +27,12 @@ from unet_tf.viz import TP, display_rgb
 GAP = 4
 
 
-def tile(image: np.ndarray, target: np.ndarray, weight: np.ndarray | None, side: int) -> np.ndarray:
+def tile(
+    image: np.ndarray, target: np.ndarray, weight: np.ndarray | None, side: int, name: str
+) -> np.ndarray:
     """One sample as a ``side`` x ``side`` RGB picture with its mask outlined."""
     rgb = display_rgb(image)
-    foreground = target[..., 0] > 0.5 if target.shape[-1] == 1 else target.argmax(-1) > 0
+    foreground = target_foreground(target, name)
     if weight is not None:
         rgb[weight[..., 0] <= 0] //= 3
     contours, _ = cv2.findContours(
@@ -55,8 +58,11 @@ def preview_grid(cfg: RunConfig, rows: int = 4, cols: int = 6) -> np.ndarray:
         batch = next(iter(make_dataset([item], draw_cfg, training=True)))
         images, targets = batch[0].numpy(), batch[1].numpy()
         weights = batch[2].numpy() if len(batch) > 2 else [None] * len(images)
-        tiles = [tile(item.image, item.target, item.weight, side)]
-        tiles += [tile(i, t, w, side) for i, t, w in zip(images, targets, weights, strict=True)]
+        kind = cfg.data.target
+        tiles = [tile(item.image, item.target, item.weight, side, kind)]
+        tiles += [
+            tile(i, t, w, side, kind) for i, t, w in zip(images, targets, weights, strict=True)
+        ]
         lines.append(_join(tiles, axis=1))
     return _join(lines, axis=0)
 

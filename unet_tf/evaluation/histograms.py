@@ -14,13 +14,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from unet_tf.inference.predictor import binary_mask
+
 BINS = 65536
 THRESHOLDS = np.round(np.arange(0.05, 0.951, 0.01), 2)  # candidates for --threshold auto
 
 
-def foreground_probability(probs: np.ndarray) -> np.ndarray:
-    """(H, W): the sigmoid output, or 1 - P(background) for a softmax over classes."""
-    return probs[..., 0] if probs.shape[-1] == 1 else 1.0 - probs[..., 0]
+def foreground_probability(probs: np.ndarray, target: str = "binary") -> np.ndarray:
+    """(H, W): the sigmoid output (channel 0 of a ``distance`` target's), or
+    1 - P(background) for a softmax over classes."""
+    return probs[..., 0] if binary_mask(probs.shape[-1], target) else 1.0 - probs[..., 0]
 
 
 @dataclass

@@ -53,7 +53,7 @@ class ReportWriter:
     def add(self, sample: Sample, probs: np.ndarray) -> None:
         """Write the panel of one image (called by ``evaluate_samples`` per image)."""
         cfg = self.predictor.cfg
-        pred = to_mask(probs, self.predictor.threshold) > 0
+        pred = to_mask(probs, self.predictor.threshold, cfg.data.target) > 0
         classes = scored_classes(cfg.model.num_classes, cfg.data.target)
         truth = truth_labels(sample.mask, classes, cfg.data.mask_threshold) > 0
         if sample.fov is not None:  # outside the field of view nothing is scored

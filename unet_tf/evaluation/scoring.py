@@ -196,9 +196,10 @@ def evaluate_samples(
     result = Evaluation(columns=score_columns(samples, instances is not None))
     for sample in progress(samples, desc="evaluate", unit="image"):
         probs = predictor.predict(sample.image, sample.path or sample.name)
-        pred = to_mask(probs, predictor.threshold)
+        pred = to_mask(probs, predictor.threshold, predictor.cfg.data.target)
         truth = truth_labels(sample.mask, classes, cfg.data.mask_threshold, sample.path)
-        histogram = ProbabilityHistogram.of(foreground_probability(probs), truth > 0, sample.fov)
+        foreground = foreground_probability(probs, predictor.cfg.data.target)
+        histogram = ProbabilityHistogram.of(foreground, truth > 0, sample.fov)
         objects = None
         if instances is not None:
             reference = reference_instances(sample.mask, cfg.data.mask_threshold)

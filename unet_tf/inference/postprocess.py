@@ -13,6 +13,11 @@ depends on the run's training target (``data.target``, see :mod:`unet_tf.data.ta
   of p(interior) > ``interior_threshold``, which the predicted border band keeps
   apart for touching cells; they grow over the foreground (every pixel not classed
   background) through the border band, downhill in p(interior).
+- ``distance``: a marker-controlled watershed on the predicted distance map. Seeds
+  are its maxima inside the foreground (channel 0 > threshold) that stand at least
+  ``seed_height`` above the saddle to any higher maximum (h-maxima; each cell's map
+  peaks at 1 and falls to 0 at its edge, so a saddle between two touching cells is
+  deep, a wobble on one cell's plateau is not); they grow downhill over the foreground.
 
 Then, for every target: objects touching the image's edge are removed if asked
 (``remove_border``), holes inside an object are filled (a nucleus with a dim centre
@@ -44,6 +49,7 @@ class InstanceOptions:
     split_touching: bool | None = None
     split_depth: float | None = None  # px: how much narrower a neck must be to split there
     interior_threshold: float | None = None
+    seed_height: float | None = None
     remove_border: bool | None = None
 
     def settings(self, base: PostprocessConfig | None = None) -> PostprocessConfig:
@@ -63,11 +69,14 @@ def label_cells(
     The same function serves run directories and every export: exports output the
     same probability channels as the Keras model.
     """
-    foreground = to_mask(probs, threshold) > 0
-    if cfg.data.target != "boundary":
-        return label_instances(foreground, options, cfg.postprocess)
+    foreground = to_mask(probs, threshold, cfg.data.target) > 0
     settings = (options or InstanceOptions()).settings(cfg.postprocess)
-    labels = boundary_watershed(probs, foreground, settings.interior_threshold)
+    if cfg.data.target == "boundary":
+        labels = boundary_watershed(probs, foreground, settings.interior_threshold)
+    elif cfg.data.target == "distance":
+        labels = distance_watershed(probs[..., 1], foreground, settings.seed_height)
+    else:
+        return label_instances(foreground, options, cfg.postprocess)
     return finish_labels(labels, settings)
 
 
@@ -118,6 +127,20 @@ def boundary_watershed(
     interior = probs[..., INTERIOR]
     markers = label(foreground & (interior > interior_threshold), connectivity=1)
     labels = watershed(1.0 - interior, markers, mask=foreground)
+    return _label_missed(labels, foreground)
+
+
+def distance_watershed(
+    distance: np.ndarray, foreground: np.ndarray, seed_height: float = 0.3
+) -> np.ndarray:
+    """Cells of a distance-target prediction: h-maxima of the map grown over the foreground.
+
+    ``distance`` is the predicted (H, W) map in [0, 1]. Foreground without a seed keeps
+    its own connected components, so no predicted object is lost.
+    """
+    inside = np.where(foreground, distance, 0.0)
+    seeds = label((h_maxima(inside, seed_height) > 0) & foreground, connectivity=2)
+    labels = watershed(-inside, seeds, mask=foreground)
     return _label_missed(labels, foreground)
 
 

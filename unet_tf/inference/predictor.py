@@ -31,6 +31,7 @@ import tensorflow as tf
 from unet_tf.config import RunConfig
 from unet_tf.data.io import replace_non_finite
 from unet_tf.data.resize import resize_image
+from unet_tf.data.targets import multilabel
 from unet_tf.errors import UserError, first_line
 from unet_tf.export.loaders import EXPORT_CONFIG, is_export, open_export, sidecar_config
 from unet_tf.inference.tiling import BLENDS, predict_tiled
@@ -39,14 +40,30 @@ from unet_tf.models import min_input_size
 from unet_tf.models.sm import load_options
 from unet_tf.rundir import CONFIG, ENSEMBLE, HISTORY, MODEL
 
-__all__ = ["EXPORT_CONFIG", "InferenceOptions", "Predictor", "load_predictor", "to_mask"]
+__all__ = [
+    "EXPORT_CONFIG",
+    "InferenceOptions",
+    "Predictor",
+    "binary_mask",
+    "load_predictor",
+    "to_mask",
+]
 
 
-def to_mask(probs: np.ndarray, threshold: float) -> np.ndarray:
-    """(H, W) uint8 labels: 0/1 for one sigmoid channel, the arg-max class otherwise."""
-    if probs.shape[-1] == 1:
+def to_mask(probs: np.ndarray, threshold: float, target: str) -> np.ndarray:
+    """(H, W) uint8 labels of a prediction of the run's ``target`` (``cfg.data.target``).
+
+    0/1 for one sigmoid channel, and for a target of independent sigmoid channels
+    (``distance``: channel 0 is the foreground); the arg-max class of a softmax otherwise.
+    """
+    if binary_mask(probs.shape[-1], target):
         return (probs[..., 0] > threshold).astype(np.uint8)
     return np.argmax(probs, axis=-1).astype(np.uint8)
+
+
+def binary_mask(channels: int, target: str) -> bool:
+    """Whether :func:`to_mask` gives a 0/1 foreground (written as 0/255) or class indices."""
+    return channels == 1 or multilabel(target)
 
 
 @dataclass

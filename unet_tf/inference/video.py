@@ -28,7 +28,7 @@ from unet_tf.data.formats.video import FrameSource, is_video, match_channels
 from unet_tf.data.io import select_channels
 from unet_tf.errors import UserError
 from unet_tf.inference.postprocess import InstanceOptions, count_cells
-from unet_tf.inference.predictor import Predictor, to_mask
+from unet_tf.inference.predictor import Predictor, binary_mask, to_mask
 from unet_tf.rundir import check_new_outputs
 from unet_tf.runtime.progress import progress
 from unet_tf.viz import overlay
@@ -107,7 +107,7 @@ def predict_video(
     source = FrameSource(video)
     out.mkdir(parents=True, exist_ok=True)
     h, w = source.shape
-    binary = predictor.cfg.model.num_classes == 1
+    binary = binary_mask(predictor.cfg.model.num_classes, predictor.cfg.data.target)
     masks = MaskWriter(paths["mask"], source.fps, (w, h))
     overlays = open_writer(paths["overlay"], OVERLAY_CODECS, source.fps, (w, h), colour=True)
     try:
@@ -120,7 +120,7 @@ def predict_video(
                     frame = select_channels(frame, predictor.cfg.data.channels, video.name)
                 frame = match_channels(frame, predictor.in_channels)
                 probs = predictor.predict(frame, f"{video.name} frame {index}")
-                pred = to_mask(probs, predictor.threshold)
+                pred = to_mask(probs, predictor.threshold, predictor.cfg.data.target)
                 foreground = (pred > 0).astype(np.uint8)
                 area = int(foreground.sum())
                 objects = count_cells(probs, predictor.cfg, predictor.threshold, instances)

@@ -28,7 +28,7 @@ from unet_tf.inference.objects import (
     write_rois,
 )
 from unet_tf.inference.postprocess import InstanceOptions, label_cells
-from unet_tf.inference.predictor import Predictor, to_mask
+from unet_tf.inference.predictor import Predictor, binary_mask, to_mask
 from unet_tf.rundir import check_new_outputs
 from unet_tf.runtime.progress import progress
 from unet_tf.viz import panel
@@ -115,8 +115,10 @@ def write_prediction(
     With object ``labels`` the panel's overlay outlines the objects instead of the mask.
     """
     paths = output_paths(out, sample.name, probs.shape[-1])
-    pred = to_mask(probs, predictor.threshold)
-    write_png(paths["mask"], (pred * 255).astype(np.uint8) if probs.shape[-1] == 1 else pred)
+    target = predictor.cfg.data.target
+    pred = to_mask(probs, predictor.threshold, target)
+    binary = binary_mask(probs.shape[-1], target)
+    write_png(paths["mask"], (pred * 255).astype(np.uint8) if binary else pred)
     if probs.shape[-1] == 1:
         write_png(paths["prob"], np.round(np.clip(probs[..., 0], 0, 1) * 65535).astype(np.uint16))
     else:
@@ -172,7 +174,7 @@ def _predict_each(
     classes = scored_classes(predictor.cfg.model.num_classes, predictor.cfg.data.target)
     for sample in progress(samples, desc="predict", unit="image"):
         probs = predictor.predict(sample.image, sample.path)
-        pred = to_mask(probs, predictor.threshold)
+        pred = to_mask(probs, predictor.threshold, predictor.cfg.data.target)
         truth = None
         if sample.mask is not None:
             truth = truth_labels(

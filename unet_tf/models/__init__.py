@@ -54,6 +54,7 @@ def _build_scratch(cfg: ModelConfig) -> keras.Model:
         skip_merge=cfg.skip_merge,
         dropout=cfg.dropout,
         kernel_init=cfg.kernel_init,
+        activation=cfg.head,
     )
 
 

@@ -51,8 +51,9 @@ def Unet(
         ``backbone=`` is the same, under unet-tf's name.
     input_shape: (height, width, channels); height and width may be None.
         ``in_channels=`` gives the channels alone.
-    classes: 1 for a binary mask (with ``activation='sigmoid'``) or the number of
-        classes of a softmax.
+    classes: the output channels: 1 for a binary mask, or N classes.
+    activation: 'sigmoid' (every channel its own probability: binary, or multi-label
+        as the distance target's two maps) or 'softmax' (one class per pixel, N >= 2).
     encoder_weights: 'imagenet' (Keras downloads them), None, or the path of a local
         Keras .h5 file of the encoder's ImageNet weights.
     encoder_freeze: keep the encoder's weights fixed and its BatchNorm in inference
@@ -67,10 +68,10 @@ def Unet(
     height, width, channels = _shape(input_shape)
     shaped = None if tuple(input_shape) == (None, None, 3) else channels  # not the default
     channels = _one_of("input_shape[-1]", shaped, "in_channels", in_channels) or channels
-    if (activation, classes == 1) not in (("sigmoid", True), ("softmax", False)):
+    if activation not in ACTIVATIONS or (activation == "softmax" and classes < 2):
         raise UserError(
             f"activation {activation!r} with classes={classes} is not available; use "
-            "activation='sigmoid' with classes=1 or activation='softmax' with classes >= 2"
+            "activation='sigmoid' (any classes) or activation='softmax' with classes >= 2"
         )
     cfg = ModelConfig(
         backbone=backbone,
@@ -80,6 +81,7 @@ def Unet(
         dropout=dropout,
         kernel_init=kernel_init,
         num_classes=classes,
+        activation=activation,
         in_channels=channels,
         encoder_weights="none" if encoder_weights is None else str(encoder_weights),
         freeze=encoder_freeze,

@@ -55,10 +55,15 @@ def decoder_block(
     return conv_block(x, filters, name, kernel_init)
 
 
-def segmentation_head(x, num_classes: int, reference=None, name: str = "head"):
+def segmentation_head(
+    x, num_classes: int, reference=None, name: str = "head", activation: str = "auto"
+):
     """1x1 convolution to class scores, then a float32 sigmoid or softmax.
 
-    The activation is pinned to float32 so mixed-precision models still emit
+    ``activation`` is the config's (``ModelConfig.head``): 'sigmoid' gives every channel
+    its own probability (multi-label, e.g. the distance target's foreground and
+    distance map), 'softmax' one class per pixel; 'auto' is sigmoid for one channel and
+    softmax for more. The activation is pinned to float32 so mixed-precision models still emit
     well-calibrated probabilities and losses see full precision. ``reference`` (the
     model input) resizes the logits back to the input size when the decoder ended
     smaller, which only happens with crop merging.
@@ -66,7 +71,8 @@ def segmentation_head(x, num_classes: int, reference=None, name: str = "head"):
     x = layers.Conv2D(num_classes, 1, name=f"{name}_logits")(x)
     if reference is not None:
         x = MatchSize("resize", name=f"{name}_to_input", dtype="float32")([x, reference])
-    activation = "sigmoid" if num_classes == 1 else "softmax"
+    if activation == "auto":
+        activation = "sigmoid" if num_classes == 1 else "softmax"
     return layers.Activation(activation, dtype="float32", name=f"{name}_{activation}")(x)
 
 

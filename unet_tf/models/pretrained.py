@@ -49,6 +49,7 @@ def build_pretrained_unet(
     input_adapter: str = "repeat",
     skip_merge: str = "resize",
     dropout: float = 0.0,
+    activation: str = "auto",
 ) -> keras.Model:
     """A U-Net on ``spec``'s encoder that takes raw images of any size of at least
     ``spec.min_size`` px."""
@@ -64,7 +65,8 @@ def build_pretrained_unet(
         y = layers.Dropout(dropout, name="bottleneck_dropout")(y)
     for level in reversed(range(LEVELS)):
         y = decoder_block(y, skips[level], DECODER_FILTERS[level], f"dec{level + 1}", skip_merge)
-    outputs = segmentation_head(y, num_classes, inputs if skip_merge == "crop" else None)
+    reference = inputs if skip_merge == "crop" else None
+    outputs = segmentation_head(y, num_classes, reference, activation=activation)
     return keras.Model(inputs, outputs, name=f"unet_{spec.name}")
 
 
@@ -96,4 +98,5 @@ def build_pretrained(cfg: ModelConfig) -> keras.Model:
         input_adapter=cfg.input_adapter,
         skip_merge=cfg.skip_merge,
         dropout=cfg.dropout,
+        activation=cfg.head,
     )

@@ -9,7 +9,8 @@ The library's ``Unet`` is wrapped, not changed: raw images go through the same
 in-model input layers as the keras.applications encoders (``ByteRange``, channel
 adapter, the backbone's own preprocessing as a ``PixelAffine``), are mirror-padded
 to a multiple of 32 (its decoder concatenates without resizing) and cropped back,
-and its linear output gets a float32 sigmoid or softmax so mixed precision works.
+and its linear output gets the config's float32 head (``ModelConfig.head``: sigmoid or
+softmax) so mixed precision works.
 ``--freeze`` is its ``encoder_freeze``, which leaves BatchNorm layers trainable.
 """
 
@@ -105,8 +106,8 @@ def build_sm_unet(cfg: ModelConfig) -> keras.Model:
             f"{reason}; pass --encoder-weights none or a local .h5 file"
         ) from None
     logits = MatchSize("crop", name="crop_to_input")([unet(x), inputs])
-    activation = "sigmoid" if cfg.num_classes == 1 else "softmax"
-    outputs = layers.Activation(activation, dtype="float32", name=f"head_{activation}")(logits)
+    head = cfg.head
+    outputs = layers.Activation(head, dtype="float32", name=f"head_{head}")(logits)
     return keras.Model(inputs, outputs, name=f"unet_sm_{name}")
 
 

@@ -35,6 +35,7 @@ def build_unet(
     dropout: float = 0.0,
     kernel_init: str = "glorot_uniform",
     name: str = "unet",
+    activation: str = "auto",
 ) -> keras.Model:
     """Build a U-Net that accepts any image size of at least ``2 ** (depth + 1)`` px.
 
@@ -55,5 +56,5 @@ def build_unet(
             x, skips[level], base_filters * 2**level, f"dec{level + 1}", skip_merge, kernel_init
         )
     reference = inputs if skip_merge == "crop" else None
-    outputs = segmentation_head(x, num_classes, reference)
+    outputs = segmentation_head(x, num_classes, reference, activation=activation)
     return keras.Model(inputs, outputs, name=name)

@@ -113,8 +113,8 @@ def compile_model(model: keras.Model, cfg: RunConfig, lr: float | None = None) -
     with model.distribute_strategy.scope():
         model.compile(
             optimizer=keras.optimizers.Adam((lr or cfg.train.lr) * lr_factor(cfg.train.scale_lr)),
-            loss=get_loss(cfg.train),
-            weighted_metrics=training_metrics(),
+            loss=get_loss(cfg.train, cfg.data.target),
+            weighted_metrics=training_metrics(target=cfg.data.target),
             jit_compile=use_xla(cfg.train.jit_compile, replicas_in_sync(), model.dtype_policy.name),
         )
 

@@ -13,6 +13,11 @@ scalar:
 With one output channel the target is binary; with C > 1 channels the target is
 one-hot, cross-entropies are categorical and Dice averages the C - 1 foreground
 classes. Probabilities are clipped to [1e-7, 1 - 1e-7] before any logarithm.
+
+The ``distance`` target's two sigmoid channels are neither: :func:`get_loss` wraps the
+configured loss in :class:`DistanceTargetLoss`, which applies it to the foreground
+(channel 0) and adds a regression of the distance map (channel 1). The target picks
+the wrapper, so there is no loss name to get wrong.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import keras
 import tensorflow as tf
 
 from unet_tf.config import TrainConfig
+from unet_tf.data.targets import multilabel
 from unet_tf.registry import Registry
 from unet_tf.runtime.distribute import replicas_in_sync
 
@@ -206,6 +212,50 @@ class FocalLogDiceLoss(FocalLoss):
         return {**super().get_config(), "weight": self.weight}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class DistanceTargetLoss(SegmentationLoss):
+    """``foreground`` on channel 0 plus ``weight`` * cross-entropy of the distance map (channel 1).
+
+    The map is a soft target in [0, 1] behind a sigmoid; its cross-entropy has the
+    gradient p - y, where a squared error's, 2 (p - y) p (1 - p), fades at the cells'
+    peaks (1) and the background (0), the values the seeds depend on. The foreground
+    loss is called whole, so a weighted-bce still balances its classes.
+    """
+
+    def __init__(
+        self,
+        foreground: SegmentationLoss | dict | None = None,
+        weight: float = 1.0,
+        name: str = "distance_target",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        if isinstance(foreground, dict):
+            foreground = keras.saving.deserialize_keras_object(foreground)
+        self.foreground = foreground or DiceFocalLoss()
+        self.weight = weight
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        fg = self.foreground(y_true[..., :1], y_pred[..., :1], sample_weight)
+        return fg + super().__call__(y_true, y_pred, sample_weight)
+
+    def call(self, y_true, y_pred):
+        return self.foreground.call(y_true[..., :1], y_pred[..., :1]) + super().call(y_true, y_pred)
+
+    def compute(self, y_true, y_pred, weights):
+        """The distance term alone; the foreground's is added by ``__call__`` / ``call``."""
+        return self.weight * weighted_mean(
+            crossentropy_map(y_true[..., 1:2], y_pred[..., 1:2]), weights
+        )
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "foreground": keras.saving.serialize_keras_object(self.foreground),
+            "weight": self.weight,
+        }
+
+
 def _gamma(cfg: TrainConfig, default: float) -> float:
     return default if cfg.focal_gamma is None else cfg.focal_gamma
 
@@ -238,6 +288,11 @@ LOSSES.add(
 )
 
 
-def get_loss(cfg: TrainConfig) -> SegmentationLoss:
-    """The loss a training config names, with its hyper-parameters."""
-    return LOSSES.get(cfg.loss)(cfg)
+def get_loss(cfg: TrainConfig, target: str = "binary") -> SegmentationLoss:
+    """The loss a training config names, with its hyper-parameters, for ``target``.
+
+    For a target of independent sigmoid channels (``distance``) the named loss scores
+    the foreground channel, inside :class:`DistanceTargetLoss`.
+    """
+    loss = LOSSES.get(cfg.loss)(cfg)
+    return DistanceTargetLoss(loss) if multilabel(target) else loss

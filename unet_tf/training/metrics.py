@@ -4,13 +4,16 @@
 The Keras metrics threshold probabilities at ``threshold`` (p > t is foreground)
 and accumulate pixel counts over the whole epoch, so they report dataset-wide
 (micro) scores. A sample weight acts as a mask: pixels with weight 0 (outside a
-field of view) are ignored, all others count once.
+field of view) are ignored, all others count once. For a target of independent sigmoid
+channels (``distance``) they score channel 0, the foreground, as a binary mask.
 """
 
 from __future__ import annotations
 
 import keras
 import tensorflow as tf
+
+from unet_tf.data.targets import multilabel
 
 PACKAGE = "unet_tf"
 
@@ -20,9 +23,12 @@ class ConfusionMetric(keras.metrics.Metric):
 
     score = "dice"
 
-    def __init__(self, threshold: float = 0.5, name: str | None = None, **kwargs):
+    def __init__(
+        self, threshold: float = 0.5, name: str | None = None, channel: int | None = None, **kwargs
+    ):
         super().__init__(name=name or self.score, **kwargs)
         self.threshold = threshold
+        self.channel = channel  # score this sigmoid channel alone (None: every channel)
         self.tp = self.add_variable(shape=(), initializer="zeros", name="tp", dtype="float32")
         self.fp = self.add_variable(shape=(), initializer="zeros", name="fp", dtype="float32")
         self.fn = self.add_variable(shape=(), initializer="zeros", name="fn", dtype="float32")
@@ -30,6 +36,9 @@ class ConfusionMetric(keras.metrics.Metric):
     def update_state(self, y_true, y_pred, sample_weight=None):
         y_pred = tf.cast(y_pred, tf.float32)
         y_true = tf.cast(y_true, tf.float32)
+        if self.channel is not None:
+            y_pred = y_pred[..., self.channel : self.channel + 1]
+            y_true = y_true[..., self.channel : self.channel + 1]
         if y_pred.shape[-1] == 1:
             pred = tf.cast(y_pred > self.threshold, tf.float32)
             truth = tf.cast(y_true > 0.5, tf.float32)
@@ -66,7 +75,7 @@ class ConfusionMetric(keras.metrics.Metric):
             v.assign(0.0)
 
     def get_config(self):
-        return {**super().get_config(), "threshold": self.threshold}
+        return {**super().get_config(), "threshold": self.threshold, "channel": self.channel}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -89,5 +98,7 @@ class Recall(ConfusionMetric):
     score = "recall"
 
 
-def training_metrics(threshold: float = 0.5) -> list[ConfusionMetric]:
-    return [Dice(threshold), IoU(threshold), Precision(threshold), Recall(threshold)]
+def training_metrics(threshold: float = 0.5, target: str = "binary") -> list[ConfusionMetric]:
+    """Dice, IoU, precision and recall of the foreground ``target`` trains."""
+    channel = 0 if multilabel(target) else None
+    return [cls(threshold, channel=channel) for cls in (Dice, IoU, Precision, Recall)]

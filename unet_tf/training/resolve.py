@@ -55,7 +55,8 @@ def resolve_target(cfg: RunConfig, train: list[Sample]) -> RunConfig:
 
     Masks that store one label per cell (CTC, DSB, label TIFFs) get the ``boundary``
     target, which separates touching cells; pixel masks, ``--classes`` and the U-Net
-    border weights (a recipe of their own) keep ``binary``.
+    border weights (a recipe of their own) keep ``binary``. The head's activation is the
+    target's (two sigmoids for ``distance``), else sigmoid for one channel, softmax for more.
     """
     target = cfg.data.target
     if target == TARGET_AUTO:
@@ -68,7 +69,12 @@ def resolve_target(cfg: RunConfig, train: list[Sample]) -> RunConfig:
             f"--target {target} trains {channels} output channels, not --classes "
             f"{cfg.model.num_classes}; leave --classes out"
         )
-    model = replace(cfg.model, num_classes=channels or cfg.model.num_classes)
+    model = replace(
+        cfg.model,
+        num_classes=channels or cfg.model.num_classes,
+        activation=TARGETS.get(target).activation,
+    )
+    model = replace(model, activation=model.head)  # config.yaml records the head built
     return replace(cfg, model=model, data=replace(cfg.data, target=target))
 
 
