@@ -31,6 +31,8 @@ from unet_tf.data.pipeline import make_dataset, prepare
 from unet_tf.evaluation.scoring import Evaluation, evaluate_samples
 from unet_tf.inference.postprocess import InstanceOptions
 from unet_tf.inference.predictor import InferenceOptions, Predictor, config_for, load_predictor
+from unet_tf.planning import parse_duration
+from unet_tf.planning.recipe import changed_settings, fit_config, setting_path
 from unet_tf.training.fit import FitResult
 from unet_tf.training.fit import fit as fit_run
 
@@ -109,15 +111,29 @@ def fit(
     run_dir: str | Path | None = None,
     overwrite: bool = False,
     verbose: int = 2,
+    plan: bool = True,
+    budget: str | float | None = None,
     **settings: Any,
 ) -> FitResult:
     """Train as ``unet-tf fit`` does and write a run directory; rerun to resume.
 
     ``settings`` override fields of ``config`` by name (see :func:`configure`).
-    The result holds the run directory, the validation metrics and the resolved config.
+    Without ``size`` or ``patch`` (given, or changed in ``config``) the recipe is
+    planned from the data, as ``unet-tf fit`` does; what you set wins over the plan,
+    and ``plan=False`` keeps the fixed defaults. ``budget`` ("20m", or seconds) trains
+    to a wall-clock time. The result holds the run directory, the validation metrics
+    and the resolved config.
     """
     cfg = configure(config, **settings)
-    return fit_run(cfg, Path(run_dir) if run_dir else None, overwrite, verbose=verbose)
+    explicit = changed_settings(config) if config else set()
+    explicit |= {path for path in map(setting_path, settings) if path}
+    if budget is not None:
+        seconds = parse_duration(budget) if isinstance(budget, str) else float(budget)
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, budget_seconds=seconds))
+        explicit.add("train.budget_seconds")
+    target = Path(run_dir) if run_dir else None
+    cfg = fit_config(cfg, explicit, plan, target, overwrite, log=print)
+    return fit_run(cfg, target, overwrite, verbose=verbose)
 
 
 def folder_dataset(

@@ -118,6 +118,11 @@ class TrainConfig:
     fine_tune_lr: float | None = None  # after model.freeze_epochs; None = lr / 10
     seed: int = 42
     threshold: float | str = 0.5  # or "auto": Dice-optimal on the validation set
+    # Wall-clock training budget (--budget): training stops when it is spent.
+    budget_seconds: float | None = None
+    # Resolved from the budget and the measured step time: the optimizer steps planned,
+    # over which the LR schedule is laid (None: the schedule follows the epochs).
+    budget_steps: int | None = None
 
 
 @dataclass
@@ -149,7 +154,8 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     version: str = ""
-    # What `unet-tf plan` measured and why it chose these settings (None: not planned).
+    # What the plan (`unet-tf plan`, or `fit` without --size/--patch) measured and why it
+    # chose these settings (None: not planned).
     plan: dict[str, Any] | None = None
 
     @property
@@ -261,6 +267,14 @@ class RunConfig:
                 "fine_tune_lr must be positive",
             ),
             (self.model.base_filters >= 1, "base_filters must be at least 1"),
+            (
+                self.train.budget_seconds is None or self.train.budget_seconds > 0,
+                "budget_seconds (--budget) must be longer than 0 s",
+            ),
+            (
+                self.train.budget_steps is None or self.train.budget_steps >= 1,
+                "budget_steps must be at least 1",
+            ),
             (
                 self.train.threshold == "auto"
                 or (

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+from click.core import ParameterSource
 
 from unet_tf.cli.options import (
     EXISTING,
@@ -85,7 +88,12 @@ def keras_verbosity(quiet: bool) -> int:
     "and cell border, to separate touching cells) [auto: boundary for instance masks].",
 )
 @click.option("--border-width", type=int, help="Cell-border band of --target boundary, in px [2].")
-@click.option("--size", type=int, help="Resize images to SIZE x SIZE for training [256].")
+@click.option(
+    "--size",
+    type=int,
+    help="Resize images to SIZE x SIZE for training [planned from the data without --size "
+    "or --patch; 256 with --no-plan].",
+)
 @click.option(
     "--patch", type=int, help="Train on random PATCH x PATCH crops at full resolution instead."
 )
@@ -150,7 +158,22 @@ def keras_verbosity(quiet: bool) -> int:
 )
 @click.option("--dropout", type=float, help="Dropout at the end of the contracting path [0].")
 @click.option("--classes", "num_classes", type=int, help="Output classes: 1 = binary sigmoid [1].")
-@click.option("--epochs", type=int, help="Epochs [40 from scratch, 20 with a --backbone].")
+@click.option(
+    "--epochs",
+    type=int,
+    help="Epochs [the plan's; 40 from scratch, 20 with a --backbone; --budget decides them].",
+)
+@click.option(
+    "--budget",
+    help="Train for this wall-clock time, e.g. 20m or 1h30m: as many steps as fit at the speed "
+    "measured here, the LR schedule laid over them; stops when the time is spent.",
+)
+@click.option(
+    "--no-plan",
+    is_flag=True,
+    help="The fixed defaults instead of the plan derived from the data (which fit uses "
+    "when neither --size nor --patch is given).",
+)
 @click.option("--batch-size", type=int, help="Batch size [4].")
 @click.option("--lr", type=float, help="Adam learning rate [1e-3].")
 @click.option(
@@ -182,11 +205,18 @@ def keras_verbosity(quiet: bool) -> int:
 @click.option("--run-dir", type=EXISTING, help="Where the run is written [runs/<timestamp>].")
 @click.option("--overwrite", is_flag=True, help="Replace a finished run in --run-dir.")
 @click.option("--quiet", is_flag=True, help="No per-epoch progress lines.")
-def fit(config_file, run_dir, overwrite, quiet, all_folds, **opts) -> None:
-    """Train a U-Net; rerun the same command to resume an interrupted run."""
+def fit(config_file, run_dir, overwrite, quiet, all_folds, no_plan, budget, **opts) -> None:
+    """Train a U-Net; rerun the same command to resume an interrupted run.
+
+    Without --size or --patch the recipe is planned from the data (as unet-tf plan
+    does); every option given here wins over the plan.
+    """
+    from unet_tf.planning import parse_duration
+    from unet_tf.planning.recipe import fit_config
     from unet_tf.training.fit import fit as run_fit
 
     cfg = RunConfig.load(config_file) if config_file else RunConfig()
+    explicit = given_settings(click.get_current_context(), config_file)
     override_data(cfg, opts)
     override(
         cfg,
@@ -235,6 +265,15 @@ def fit(config_file, run_dir, overwrite, quiet, all_folds, **opts) -> None:
         jit_compile=opts["jit_compile"],
         seed=opts["seed"],
         threshold=parse_threshold(opts["threshold"]),
+        budget_seconds=parse_duration(budget) if budget else None,
+    )
+    cfg = fit_config(
+        cfg,
+        explicit,
+        plan=not no_plan,
+        run_dir=None if all_folds else run_dir,  # folds resume inside RUN/fold_k
+        overwrite=overwrite,
+        log=click.echo,
     )
     if all_folds:
         from unet_tf.rundir import default_run_dir
@@ -264,6 +303,36 @@ def fit(config_file, run_dir, overwrite, quiet, all_folds, **opts) -> None:
     click.echo(f"run saved to {result.run_dir} ({metrics['train_seconds']} s of training)")
     for line in validation_lines(metrics):
         click.echo(line)
+
+
+# fit's options named differently from the config fields they set
+OPTION_FIELDS = {"fmt": "format", "budget": "budget_seconds"}
+
+
+def given_settings(ctx: click.Context, config_file: Path | None) -> set[str]:
+    """The settings the user gave, as ``"section.field"``: keys of --config, flags given.
+
+    A flag counts when click took its value from the command line or the environment
+    (its ``ParameterSource``), not from a default, so ``--batch-size 4`` wins over the
+    plan even though 4 is also the fixed default.
+    """
+    import yaml
+
+    from unet_tf.planning.recipe import setting_path
+
+    given = set()
+    if config_file:  # RunConfig.load has checked the file; here only its keys count
+        raw = yaml.safe_load(Path(config_file).read_text()) or {}
+        given |= {
+            f"{s}.{key}" for s, values in raw.items() if isinstance(values, dict) for key in values
+        }
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            path = setting_path(OPTION_FIELDS.get(param.name, param.name))
+            if path:
+                given.add(path)
+    return given
 
 
 def validation_lines(metrics: dict) -> list[str]:

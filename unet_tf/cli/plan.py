@@ -21,9 +21,11 @@ from unet_tf.data.formats.registry import FORMAT_CHOICES
 def plan(data, fmt, mask_threshold, budget, out, overwrite) -> None:
     """Fingerprint DATA and derive a complete training config, with the reason for each choice.
 
-    Train with it: unet-tf fit --config plan.yaml (flags given to fit still win).
+    fit plans by itself when given neither --size nor --patch; to keep or edit the plan,
+    write it here and train with unet-tf fit --config plan.yaml (flags given to fit win).
     """
     from unet_tf.planning import parse_duration, plan_dataset
+    from unet_tf.planning.recipe import plan_lines
     from unet_tf.rundir import check_new_outputs
 
     if out:
@@ -31,16 +33,8 @@ def plan(data, fmt, mask_threshold, budget, out, overwrite) -> None:
     base = RunConfig()
     override(base, "data", data=path_str(data), format=fmt, mask_threshold=mask_threshold)
     result = plan_dataset(base, parse_duration(budget) if budget else None)
-    fp = result.fingerprint
-    click.echo(
-        f"{fp.images} image(s), median {fp.median_width}x{fp.median_height} px, "
-        f"{fp.channels} channel(s), {fp.bit_depth}-bit; foreground "
-        f"{100 * fp.foreground_fraction:.1f}%; {fp.object_count} object(s) per image of "
-        f"~{fp.object_diameter:.0f} px; thin-structure score {fp.thin_score:.2f}"
-        f"{'; a time series' if fp.time_series else ''}"
-    )
-    for setting, reason in result.reasons.items():
-        click.echo(f"  {setting:<13} {reason}")
+    for line in plan_lines(result):
+        click.echo(line)
     if out:
         config = result.to_config()
         config.validate()

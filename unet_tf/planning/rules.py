@@ -14,6 +14,7 @@ from typing import Any
 
 from unet_tf.config import RunConfig
 from unet_tf.planning.fingerprint import Fingerprint
+from unet_tf.training.callbacks import VALIDATION_SHARE  # the budget's clock stops at it
 
 RESIZE_SIDE = 256  # the studies' protocol
 MIN_OBJECT_PX = 12  # an object smaller than this after resizing is hard to segment
@@ -23,7 +24,6 @@ THIN_PATCH = 128
 PIXELS_PER_BATCH = 4 * RESIZE_SIDE**2  # the first study's batch of 4 at 256 px
 RARE_FOREGROUND = 0.1  # below this, patches are centred on foreground a third of the time
 FEW_IMAGES = 30  # the 2015 U-Net's argument for elastic deformations
-VALIDATION_SHARE = 0.15  # of the budget, kept for validation and the final scoring
 MIN_STEPS_AT_32 = 300  # fewer steps than this at 32 base filters: use 16
 
 
@@ -138,8 +138,7 @@ def choose_steps(
     per_epoch = max(10, min(50, math.ceil(fp.images * (1 - 0.2) / batch)))
     if not budget_seconds or not seconds_per_step:
         return None, per_epoch, f"{per_epoch} steps per epoch; epochs: the default (no budget)"
-    steps = int(budget_seconds * (1 - VALIDATION_SHARE) / seconds_per_step)
-    epochs = max(2, steps // per_epoch)
+    epochs, per_epoch = budget_epochs(budget_seconds, seconds_per_step, per_epoch)
     return (
         epochs,
         per_epoch,
@@ -148,6 +147,21 @@ def choose_steps(
             f"fill {budget_seconds / 60:.0f} min, {100 * VALIDATION_SHARE:.0f}% kept for validation"
         ),
     )
+
+
+def budget_epochs(
+    budget_seconds: float, seconds_per_step: float, per_epoch: int, overhead: float = 0.0
+) -> tuple[int, int]:
+    """(epochs, steps per epoch) that fill the budget, less the validation share.
+
+    ``overhead`` is time training spends once, not per step (tracing the graph). Whole
+    epochs, so every epoch is validated and backed up; an epoch longer than the whole
+    budget is shortened to the steps that fit.
+    """
+    usable = budget_seconds * (1 - VALIDATION_SHARE) - overhead
+    steps = max(1, int(usable / seconds_per_step))
+    per_epoch = min(per_epoch, steps)
+    return steps // per_epoch, per_epoch
 
 
 def derive_plan(

@@ -1,8 +1,10 @@
-"""Training callbacks: the learning-rate schedules and TensorBoard prediction images."""
+"""Training callbacks: the learning-rate schedules, the budget's clock and TensorBoard images."""
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -10,13 +12,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from unet_tf.atomic import atomic_write_text
 from unet_tf.config import TrainConfig
 from unet_tf.runtime.distribute import lr_factor
 from unet_tf.viz import contrast_stretch
 
+VALIDATION_SHARE = 0.15  # of a --budget, kept for validation and the final scoring
+CLOCK_EVERY = 10.0  # seconds between writes of a budgeted run's clock file
 
-def lr_schedule(cfg: TrainConfig, epochs: int) -> keras.callbacks.Callback | None:
-    """The configured schedule as a callback (it also logs ``learning_rate``)."""
+
+def lr_schedule(
+    cfg: TrainConfig, epochs: int, steps_per_epoch: int | None = None
+) -> keras.callbacks.Callback | None:
+    """The configured schedule as a callback (it also logs ``learning_rate``).
+
+    With a budget (``cfg.budget_steps``) the step and cosine schedules are laid over
+    the optimizer steps planned and the LR is set before every batch, so the x0.75
+    drops fall at 50% and 75% of those steps; otherwise they follow the epochs.
+    """
     base = cfg.lr * lr_factor(cfg.scale_lr)  # call in the strategy's scope
     if cfg.lr_schedule == "none":
         return None
@@ -24,18 +37,102 @@ def lr_schedule(cfg: TrainConfig, epochs: int) -> keras.callbacks.Callback | Non
         return keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=max(2, epochs // 10), verbose=0
         )
-    fn: Callable[[int], float]
+    fn: Callable[[int, int], float]
     if cfg.lr_schedule == "step":
-        fn = lambda epoch: step_lr(base, epoch, epochs)  # noqa: E731
+        fn = lambda t, total: step_lr(base, t, total)  # noqa: E731
     else:
-        fn = lambda epoch: base * 0.5 * (1 + math.cos(math.pi * epoch / epochs))  # noqa: E731
-    return keras.callbacks.LearningRateScheduler(lambda epoch, lr: float(fn(epoch)))
+        fn = lambda t, total: base * 0.5 * (1 + math.cos(math.pi * t / total))  # noqa: E731
+    if cfg.budget_steps and steps_per_epoch:
+        total = cfg.budget_steps
+        return StepSchedule(lambda step: fn(step, total), steps_per_epoch)
+    return keras.callbacks.LearningRateScheduler(lambda epoch, lr: float(fn(epoch, epochs)))
 
 
 def step_lr(base: float, epoch: int, epochs: int) -> float:
-    """The first study's schedule: x0.75 at 50% and again at 75% of the epochs."""
+    """The first study's schedule: x0.75 at 50% and again at 75% of the epochs (or steps)."""
     drops = (epoch >= 0.5 * epochs) + (epoch >= 0.75 * epochs)
     return base * 0.75**drops
+
+
+class StepSchedule(keras.callbacks.Callback):
+    """Set the LR before every batch from the global step (epoch x steps per epoch + batch)."""
+
+    def __init__(self, fn: Callable[[int], float], steps_per_epoch: int):
+        super().__init__()
+        self.fn, self.steps_per_epoch = fn, steps_per_epoch
+        self.epoch, self.current = 0, None
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        lr = float(self.fn(self.epoch * self.steps_per_epoch + batch))
+        if lr != self.current:
+            self.model.optimizer.learning_rate = lr
+            self.current = lr
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None:
+            logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
+
+
+class BudgetClock(keras.callbacks.Callback):
+    """Stop training at the end of the batch that spends the budget's training share.
+
+    The wall clock counts across a killed run's sessions: ``seconds`` and ``steps`` start
+    from what the resumed backup (or the clock file, written every ``CLOCK_EVERY``
+    seconds, which also counts an epoch the kill cut short) recorded. One clock serves
+    every phase of a run, so the budget covers them together. Keras still ends the
+    stopped epoch as usual (validation, history, models, backup), so a stopped run
+    finishes like any other.
+    """
+
+    def __init__(self, limit: float, path: Path, seconds: float = 0.0, steps: int = 0):
+        super().__init__()
+        self.limit, self.path = limit, path
+        self.before, self.steps = seconds, steps
+        self.started: float | None = None
+        self.written = seconds
+
+    def resume(self, seconds: float, steps: int) -> None:
+        """Carry on from a backup's record (the larger counts win: time only goes on)."""
+        self.before, self.steps = max(self.before, seconds), max(self.steps, steps)
+
+    def spent(self) -> float:
+        running = time.perf_counter() - self.started if self.started is not None else 0.0
+        return self.before + running
+
+    def state(self) -> dict:
+        """What a backup records, so a resumed run counts what was spent."""
+        return {"seconds_trained": round(self.spent(), 3), "steps_done": self.steps}
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self.started is None:  # the first phase; later phases go on counting
+            self.started = time.perf_counter()
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.steps += 1
+        spent = self.spent()
+        if spent >= self.limit:
+            self.model.stop_training = True
+        if spent - self.written >= CLOCK_EVERY:
+            self.save()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.save()
+
+    def save(self) -> None:
+        spent = self.spent()
+        atomic_write_text(self.path, json.dumps({"seconds_trained": round(spent, 3)}))
+        self.written = spent
+
+
+def read_clock(path: Path) -> float:
+    """Seconds a budgeted run's clock file recorded (0 when there is none)."""
+    try:
+        return float(json.loads(path.read_text())["seconds_trained"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
 
 
 class PredictionImages(keras.callbacks.Callback):

@@ -39,6 +39,7 @@ import tensorflow as tf
 
 from unet_tf.atomic import atomic_path, atomic_write_text
 from unet_tf.errors import UserError, first_line
+from unet_tf.training.callbacks import BudgetClock
 
 SLOTS = ("slot-0", "slot-1")
 WEIGHTS = "state.weights.h5"
@@ -58,6 +59,9 @@ class Restored:
 
     epoch: int
     slot: str | None  # None for a backup written by an older version
+    # A budgeted run's clock at that epoch's end (see callbacks.BudgetClock).
+    seconds_trained: float = 0.0
+    steps_done: int | None = None
 
 
 def restore_backup(model: keras.Model, backup_dir: Path) -> Restored | None:
@@ -75,7 +79,8 @@ def restore_backup(model: keras.Model, backup_dir: Path) -> Restored | None:
     problems = []
     for i, (weights, metadata) in enumerate(candidates):
         try:
-            epoch = int(json.loads(metadata.read_text())["epoch"])
+            state = json.loads(metadata.read_text())
+            epoch = int(state["epoch"])
             model.load_weights(weights)
         except Exception as exc:  # h5py and Keras raise many kinds for a damaged file
             reason = first_line(exc, 160)
@@ -89,7 +94,13 @@ def restore_backup(model: keras.Model, backup_dir: Path) -> Restored | None:
                 )
             continue
         slot = weights.parent.name if weights.parent != backup_dir else None
-        return Restored(epoch, slot)
+        steps = state.get("steps_done")
+        return Restored(
+            epoch,
+            slot,
+            float(state.get("seconds_trained", 0.0)),
+            None if steps is None else int(steps),
+        )
     raise UserError(
         f"cannot resume the run: no backup in {backup_dir} can be read "
         f"({'; '.join(problems)}); pass --overwrite to start the run over"
@@ -166,16 +177,23 @@ def disk_full_as_os_error() -> Iterator[None]:
 
 
 class Backup(keras.callbacks.Callback):
-    """Save the resume state at the end of each epoch into the older of two slots."""
+    """Save the resume state at the end of each epoch into the older of two slots.
 
-    def __init__(self, backup_dir: Path, restored: Restored | None = None):
+    With a budget's ``clock``, the state also records the seconds and steps spent, in
+    the same atomic write, so a resumed run counts exactly what its epochs took.
+    """
+
+    def __init__(
+        self, backup_dir: Path, restored: Restored | None = None, clock: BudgetClock | None = None
+    ):
         super().__init__()
-        self.backup_dir = backup_dir
+        self.backup_dir, self.clock = backup_dir, clock
         self.newest = restored.slot if restored else None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         slot = SLOTS[1] if self.newest == SLOTS[0] else SLOTS[0]
-        state = json.dumps({"epoch": epoch + 1, "slot": slot})
+        spent = self.clock.state() if self.clock else {}
+        state = json.dumps({"epoch": epoch + 1, "slot": slot, **spent})
         with atomic_path(self.backup_dir / slot) as tmp:
             tmp.mkdir()
             save_weights(self.model, tmp / WEIGHTS)

@@ -59,7 +59,14 @@ from unet_tf.runtime.distribute import (
 from unet_tf.runtime.keras_internals import fix_multiworker_fit
 from unet_tf.runtime.precision import precision_policy
 from unet_tf.runtime.xla import use_xla
-from unet_tf.training.callbacks import EpochTensorBoard, PredictionImages, lr_schedule
+from unet_tf.training.callbacks import (
+    VALIDATION_SHARE,
+    BudgetClock,
+    EpochTensorBoard,
+    PredictionImages,
+    lr_schedule,
+    read_clock,
+)
 from unet_tf.training.checkpoints import (
     Backup,
     HistoryFile,
@@ -181,12 +188,15 @@ def _train_and_finish(
     )
     started, cpu_started = time.perf_counter(), time.process_time()
     with writable_dir(run_dir, dist, BACKUP) as out_dir, cluster_failures(dist):
-        train_model(model, cfg, out_dir, train_items, val_items, verbose if dist.chief else 0)
+        budget = train_model(
+            model, cfg, out_dir, train_items, val_items, verbose if dist.chief else 0
+        )
     timing = {
         "train_seconds": round(time.perf_counter() - started, 1),
         "train_cpu_seconds": round(time.process_time() - cpu_started, 1),
         **dist.summary(),
         "jit_compile": bool(model.jit_compile),
+        **budget,
     }
     if dist.chief:
         cfg, metrics = finish_run(cfg, run_dir, val, timing)
@@ -211,7 +221,7 @@ def train_model(
     train_items: list[Prepared],
     val_items: list[Prepared],
     verbose: int,
-) -> None:
+) -> dict:
     """Run the Keras fit loop with the run's callbacks, once per phase.
 
     With ``--freeze-epochs K`` the encoder trains frozen for K epochs, then every
@@ -219,6 +229,10 @@ def train_model(
     ``unet_tf.training.phases``, which also explains resuming across the two phases).
     Each phase resumes from its own backup (``unet_tf.training.checkpoints``); a phase that
     an interrupted run finished is skipped after restoring its final state.
+
+    With ``--budget`` one :class:`BudgetClock` spans the phases and stops training when
+    the budget's training share is spent; a resumed run whose budget is already spent
+    trains nothing more. Returns the budget's record for metrics.json ({} without one).
     """
     remove_stale_temporaries(run_dir)  # what a killed run was writing
     train_ds = shard_by_data(make_dataset(train_items, cfg, training=True))
@@ -228,6 +242,8 @@ def train_model(
             model.distribute_strategy, lambda: make_dataset(val_items, cfg, training=False)
         )
     epochs = cfg.epochs
+    per_epoch = steps_per_epoch(len(train_items), cfg)
+    clock = budget_clock(cfg, run_dir)
     fix_multiworker_fit(model)
     with disk_full_as_os_error():
         for phase in training_phases(cfg):
@@ -238,20 +254,52 @@ def train_model(
             # LR schedule scales by its replica count.
             with model.distribute_strategy.scope():
                 restored = restore_backup(model, phase.backup_dir(run_dir / BACKUP))
+                if clock and restored:
+                    clock.resume(restored.seconds_trained, _steps_done(restored, per_epoch))
                 start = restored.epoch if restored else phase.start
                 if start >= phase.end:
                     continue
+                if clock and clock.spent() >= clock.limit and (run_dir / MODEL).exists():
+                    break  # spent (by an earlier phase, or before a kill): finish the run
                 model.fit(
                     train_ds,
                     validation_data=val_ds,
                     validation_steps=val_steps,
                     initial_epoch=start,
                     epochs=phase.end,
-                    steps_per_epoch=steps_per_epoch(len(train_items), cfg),
-                    callbacks=make_callbacks(run_dir, cfg, epochs, val_items, phase, restored),
+                    steps_per_epoch=per_epoch,
+                    callbacks=make_callbacks(
+                        run_dir, cfg, epochs, val_items, phase, restored, clock
+                    ),
                     verbose=verbose,
                     shuffle=False,  # the dataset shuffles itself
                 )
+    if clock is None:
+        return {}
+    return {
+        "budget_seconds": cfg.train.budget_seconds,
+        "steps_planned": cfg.train.budget_steps or epochs * per_epoch,
+        "steps_done": clock.steps,
+        "seconds_trained": round(clock.spent(), 1),
+    }
+
+
+def budget_clock(cfg: RunConfig, run_dir: Path) -> BudgetClock | None:
+    """The clock of a ``--budget`` run, counting the seconds a killed run already spent.
+
+    Training may use the budget less the share kept for validation and the final
+    scoring (``VALIDATION_SHARE``); the clock file lives with the resume state.
+    """
+    if not cfg.train.budget_seconds:
+        return None
+    path = run_dir / BACKUP / "clock.json"
+    limit = cfg.train.budget_seconds * (1 - VALIDATION_SHARE)
+    return BudgetClock(limit, path, seconds=read_clock(path))
+
+
+def _steps_done(restored: Restored, per_epoch: int) -> int:
+    """Optimizer steps a resumed run had done (whole epochs for backups without a clock)."""
+    return restored.epoch * per_epoch if restored.steps_done is None else restored.steps_done
 
 
 def finish_run(
@@ -329,24 +377,28 @@ def make_callbacks(
     val_items: list,
     phase: Phase | None = None,
     restored: Restored | None = None,
+    clock: BudgetClock | None = None,
 ) -> list:
     """The run's callbacks, in the order their files must be written at an epoch's end.
 
-    The LR schedule first (it logs ``learning_rate``), then the history row, the
-    models, and last the backup that commits the epoch (see ``unet_tf.training.checkpoints``).
+    The LR schedule first (it logs ``learning_rate``), then a budget's clock, the history
+    row, the models, and last the backup that commits the epoch (see
+    ``unet_tf.training.checkpoints``), which records the clock.
     """
     monitor = "val_dice" if val_items else "dice"
     phase = phase or training_phases(cfg)[-1]
     start = restored.epoch if restored else phase.start
-    callbacks = []
-    schedule = lr_schedule(phase.train_config(cfg.train), epochs)
+    callbacks: list = []
+    schedule = lr_schedule(phase.train_config(cfg.train), epochs, cfg.data.steps_per_epoch)
     if schedule is not None:
         callbacks.append(schedule)
+    if clock is not None:
+        callbacks.append(clock)
     callbacks += [
         HistoryFile(run_dir / HISTORY, start),
         SaveModel(run_dir / MODEL, monitor, previous_best(run_dir / HISTORY, monitor, start)),
         SaveModel(run_dir / CHECKPOINTS / "last.weights.h5"),
-        Backup(phase.backup_dir(run_dir / BACKUP), restored),
+        Backup(phase.backup_dir(run_dir / BACKUP), restored, clock),
         EpochTensorBoard(log_dir=str(run_dir / LOGS), write_graph=False),
     ]
     shown = [v for v in val_items[:3] if v.image.shape == val_items[0].image.shape]

@@ -1,0 +1,144 @@
+"""``fit --budget``: the LR schedule over the planned steps, the wall-clock stop, resuming."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+
+import keras
+import pytest
+from conftest import TINY_FIT, run_cli, write_folder_dataset
+
+import unet_tf.training.fit as training
+from unet_tf.config import RunConfig
+from unet_tf.planning.rules import budget_epochs
+from unet_tf.training.callbacks import StepSchedule, lr_schedule
+
+BUDGET_FIELDS = {"budget_seconds", "steps_done", "steps_planned", "seconds_trained"}
+
+
+def history_rows(run_dir):
+    with open(run_dir / "history.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def budgeted(tiny_config, data, seconds: float, epochs: int, per_epoch: int) -> RunConfig:
+    """A tiny config as ``fit_config`` lays a budget out: epochs x steps, the steps recorded."""
+    cfg = tiny_config(data, epochs=epochs, budget_seconds=seconds, budget_steps=epochs * per_epoch)
+    cfg.data.steps_per_epoch = per_epoch
+    return cfg
+
+
+def lrs_per_batch(schedule: keras.callbacks.Callback, epochs: int, per_epoch: int) -> list[float]:
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    schedule.set_model(model)
+    seen = []
+    for epoch in range(epochs):
+        schedule.on_epoch_begin(epoch)
+        for batch in range(per_epoch):
+            schedule.on_train_batch_begin(batch)
+            seen.append(float(model.optimizer.learning_rate))
+    return seen
+
+
+def test_step_schedule_drops_at_50_and_75_percent_of_the_planned_steps():
+    cfg = RunConfig().train
+    cfg.budget_steps = 12  # 3 epochs x 4 steps: drops at step 6 and step 9
+    schedule = lr_schedule(cfg, epochs=3, steps_per_epoch=4)
+    assert isinstance(schedule, StepSchedule)
+    assert lrs_per_batch(schedule, 3, 4) == pytest.approx(
+        [1e-3] * 6 + [7.5e-4] * 3 + [5.625e-4] * 3
+    )  # by epochs (3) the drops would fall at steps 8 and 12: [1e-3] * 8 + [7.5e-4] * 4
+    cfg.lr_schedule = "cosine"  # base * (1 + cos(pi * step / 12)) / 2
+    cosine = lrs_per_batch(lr_schedule(cfg, epochs=3, steps_per_epoch=4), 3, 4)
+    assert cosine[0] == pytest.approx(1e-3) and cosine[6] == pytest.approx(5e-4)
+    assert cosine[3] == pytest.approx(1e-3 * (1 + 2**-0.5) / 2)
+
+
+def test_a_budget_becomes_whole_epochs_of_steps():
+    # 100 s x 0.85 = 85 s, less 5 s of tracing: 80 s / 0.5 s = 160 steps = 16 epochs of 10
+    assert budget_epochs(100, 0.5, 10, overhead=5) == (16, 10)
+    assert budget_epochs(100, 0.5, 30) == (5, 30)  # 170 steps: 5 whole epochs
+    assert budget_epochs(10, 2.0, 10) == (1, 4)  # 4 steps fit: one shortened epoch
+
+
+def test_a_spent_budget_stops_training_and_the_run_finishes(tmp_path, tiny_config):
+    data = write_folder_dataset(tmp_path / "data", n=6, size=64)
+    cfg = budgeted(tiny_config, data, seconds=0.01, epochs=4, per_epoch=5)
+    result = training.fit(cfg, tmp_path / "run", verbose=0, log=lambda _: None)
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    # the clock stops at the end of the first batch: one step of the 20 planned
+    assert {k: metrics[k] for k in ("budget_seconds", "steps_planned", "steps_done")} == {
+        "budget_seconds": 0.01,
+        "steps_planned": 20,
+        "steps_done": 1,
+    }
+    assert metrics["seconds_trained"] > 0 and metrics["validation"]["mean"]["dice"] >= 0
+    assert len(history_rows(result.run_dir)) == 1  # the stopped epoch still ends normally
+    assert (result.run_dir / "model.keras").exists()
+    assert not (result.run_dir / "checkpoints" / "backup").exists()  # finished
+
+
+class Crash(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise RuntimeError("simulated crash")
+
+
+@pytest.mark.slow
+def test_a_resumed_budget_run_counts_the_time_and_steps_already_spent(
+    tmp_path, tiny_config, monkeypatch
+):
+    data = write_folder_dataset(tmp_path / "data", n=6, size=64)
+    cfg = budgeted(tiny_config, data, seconds=3600, epochs=4, per_epoch=2)
+    run_dir = tmp_path / "run"
+    original = training.make_callbacks
+    monkeypatch.setattr(training, "make_callbacks", lambda *a, **k: [*original(*a, **k), Crash()])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        training.fit(copy.deepcopy(cfg), run_dir, verbose=0, log=lambda _: None)
+    monkeypatch.setattr(training, "make_callbacks", original)
+    backup = run_dir / "checkpoints" / "backup"
+    state = json.loads((backup / "training_metadata.json").read_text())
+    assert state["epoch"] == 2 and state["steps_done"] == 4 and state["seconds_trained"] > 0
+    spent = max(
+        state["seconds_trained"], json.loads((backup / "clock.json").read_text())["seconds_trained"]
+    )
+
+    result = training.fit(copy.deepcopy(cfg), run_dir, verbose=0, log=lambda _: None)
+    assert result.resumed and len(history_rows(run_dir)) == 4
+    assert result.metrics["steps_done"] == 8  # 4 before the crash, 4 after
+    assert result.metrics["seconds_trained"] >= round(spent, 1)
+
+
+def test_a_resumed_run_whose_budget_is_spent_trains_no_more(tmp_path, tiny_config, monkeypatch):
+    data = write_folder_dataset(tmp_path / "data", n=6, size=64)
+    cfg = budgeted(tiny_config, data, seconds=100, epochs=4, per_epoch=2)
+    run_dir = tmp_path / "run"
+    original = training.make_callbacks
+    monkeypatch.setattr(training, "make_callbacks", lambda *a, **k: [*original(*a, **k), Crash()])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        training.fit(copy.deepcopy(cfg), run_dir, verbose=0, log=lambda _: None)
+    monkeypatch.setattr(training, "make_callbacks", original)
+    # as if the killed session had gone on for the whole training share (85 s of 100)
+    (run_dir / "checkpoints" / "backup" / "clock.json").write_text('{"seconds_trained": 90}')
+    result = training.fit(copy.deepcopy(cfg), run_dir, verbose=0, log=lambda _: None)
+    assert len(history_rows(run_dir)) == 2 and result.metrics["steps_done"] == 4
+    assert result.metrics["seconds_trained"] == 90
+
+
+def test_cli_budget_lays_out_steps_and_records_them(tmp_path, capsys):
+    data = write_folder_dataset(tmp_path / "data", n=6, size=64)
+    run_dir = tmp_path / "run"
+    args = ["fit", "--data", data, "--run-dir", run_dir, "--budget", "6s", *TINY_FIT]
+    code, out, err = run_cli(capsys, *args, "--epochs", "3")
+    assert code == 0, err
+    assert "s/step measured here" in out and "--budget decides the epochs" in out
+    cfg = RunConfig.load(run_dir / "config.yaml")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics) >= BUDGET_FIELDS and metrics["budget_seconds"] == 6
+    assert cfg.train.budget_steps == metrics["steps_planned"]
+    assert cfg.train.budget_steps == cfg.train.epochs * cfg.data.steps_per_epoch
+    assert 1 <= metrics["steps_done"] <= metrics["steps_planned"]
+    assert cfg.plan is None  # --size given: no plan

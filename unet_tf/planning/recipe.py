@@ -1,0 +1,207 @@
+"""The recipe ``fit`` trains: the plan by default, the user's explicit settings on top.
+
+``fit`` without ``--size``/``--patch`` fingerprints its training data and takes the
+plan's recipe settings (:data:`RECIPE`); every setting the user gave (a flag, a key of
+the ``--config`` file, a keyword of ``unet_tf.fit``) wins over the plan. With a budget
+the planned (or given) network's step is timed here and the budget becomes whole epochs
+of steps (:func:`~unet_tf.planning.rules.budget_epochs`), recorded in the config so the
+LR schedule is laid over them and a resumed run keeps them.
+
+A run that resumes takes its recipe from its saved ``config.yaml``: planning again
+could decide differently (a budget's timing varies), and the run must go on as it began.
+
+This sits above ``training`` (it reads the data as ``fit`` does and times its steps),
+so ``training`` itself never plans: it trains the config it is given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from dataclasses import fields, replace
+from pathlib import Path
+from typing import Any
+
+from unet_tf.config import RunConfig
+from unet_tf.data.formats.registry import detect_format, sample_data_dir
+from unet_tf.data.pipeline import steps_per_epoch
+from unet_tf.planning import TIME_SERIES_FORMATS
+from unet_tf.planning.fingerprint import fingerprint
+from unet_tf.planning.rules import VALIDATION_SHARE, Plan, budget_epochs, derive_plan
+from unet_tf.planning.timing import StepTiming, time_steps
+from unet_tf.rundir import CONFIG, METRICS
+from unet_tf.training.fit import load_training_data
+
+# The settings the plan decides, as "section.field"; the budget decides the last one.
+RECIPE = (
+    "data.size",
+    "data.patch",
+    "data.fg_prob",
+    "data.augment",
+    "data.steps_per_epoch",
+    "model.depth",
+    "model.base_filters",
+    "train.batch_size",
+    "train.loss",
+    "train.epochs",
+    "train.budget_steps",
+)
+INPUT = frozenset({"data.size", "data.patch"})  # given: the user chose the recipe's core
+# Which settings each of the plan's reasons explains.
+EXPLAINS = {
+    "input": ("data.size", "data.patch"),
+    "depth": ("model.depth",),
+    "batch_size": ("train.batch_size",),
+    "fg_prob": ("data.fg_prob",),
+    "loss": ("train.loss",),
+    "augment": ("data.augment",),
+    "base_filters": ("model.base_filters",),
+    "epochs": ("train.epochs", "data.steps_per_epoch"),
+}
+SECTIONS = ("model", "data", "train", "postprocess")
+
+
+def setting_path(name: str) -> str | None:
+    """``"section.field"`` of the config field called ``name``; None if there is none."""
+    defaults = RunConfig()
+    for section in SECTIONS:
+        if name in {f.name for f in fields(getattr(defaults, section))}:
+            return f"{section}.{name}"
+    return None
+
+
+def changed_settings(cfg: RunConfig) -> set[str]:
+    """The settings of ``cfg`` that differ from the defaults (a config built in Python)."""
+    defaults = RunConfig()
+    return {
+        f"{section}.{f.name}"
+        for section in SECTIONS
+        for f in fields(getattr(cfg, section))
+        if getattr(getattr(cfg, section), f.name) != getattr(getattr(defaults, section), f.name)
+    }
+
+
+def _value(cfg: RunConfig, path: str) -> Any:
+    section, name = path.split(".")
+    return getattr(getattr(cfg, section), name)
+
+
+def merge(chosen: RunConfig, requested: RunConfig, explicit: Collection[str]) -> RunConfig:
+    """``requested`` with ``chosen``'s recipe settings, except those given explicitly."""
+    changes: dict[str, dict[str, Any]] = {}
+    for path in RECIPE:
+        if path not in explicit:
+            section, name = path.split(".")
+            changes.setdefault(section, {})[name] = _value(chosen, path)
+    return replace(
+        requested,
+        **{s: replace(getattr(requested, s), **values) for s, values in changes.items()},
+    )
+
+
+def wants_plan(cfg: RunConfig, explicit: Collection[str]) -> bool:
+    """Plan unless the input size or patch was given, or ``cfg`` is a plan or a run's config."""
+    return not (INPUT & set(explicit)) and cfg.plan is None and not cfg.version
+
+
+def plan_lines(plan: Plan, given: Collection[str] = ()) -> list[str]:
+    """The fingerprint in one line, then each choice with its reason, as printed."""
+    fp = plan.fingerprint
+    lines = [
+        f"{fp.images} image(s), median {fp.median_width}x{fp.median_height} px, "
+        f"{fp.channels} channel(s), {fp.bit_depth}-bit; foreground "
+        f"{100 * fp.foreground_fraction:.1f}%; {fp.object_count} object(s) per image of "
+        f"~{fp.object_diameter:.0f} px; thin-structure score {fp.thin_score:.2f}"
+        f"{'; a time series' if fp.time_series else ''}"
+    ]
+    lines += [f"  {setting:<13} {reason}" for setting, reason in given_reasons(plan, given).items()]
+    return lines
+
+
+def given_reasons(plan: Plan, given: Collection[str]) -> dict[str, str]:
+    """The plan's reasons, with those of the settings the user gave replaced by their values."""
+    reasons = dict(plan.reasons)
+    for key, paths in EXPLAINS.items():
+        kept = [p for p in paths if p in given]
+        if key in reasons and kept:
+            values = ", ".join(f"{p.split('.')[1]} {_value(plan.config, p)!r}" for p in kept)
+            reasons[key] = f"yours (the plan chose {values})"
+    return reasons
+
+
+def unfinished_config(run_dir: Path | None, overwrite: bool) -> RunConfig | None:
+    """The saved config of the unfinished run that ``fit`` into ``run_dir`` would resume."""
+    if run_dir is None or overwrite:
+        return None
+    run_dir = Path(run_dir)
+    if not (run_dir / CONFIG).is_file() or (run_dir / METRICS).exists():
+        return None
+    return RunConfig.load(run_dir / CONFIG)
+
+
+def fit_config(
+    cfg: RunConfig,
+    explicit: Collection[str],
+    plan: bool = True,
+    run_dir: Path | None = None,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+) -> RunConfig:
+    """The config ``fit`` trains: planned (unless ``plan`` is False), budgeted, or resumed.
+
+    ``explicit`` names the settings the user gave (``"train.batch_size"``); they win
+    over the plan and over a resumed run's saved recipe (``fit`` then reports a
+    conflict with the saved run in one line). With a budget, the budget decides the
+    epochs: an ``--epochs`` given with it is not used (a note says so).
+    """
+    cfg.validate()
+    explicit = set(explicit)
+    budget = cfg.train.budget_seconds
+    saved = unfinished_config(run_dir, overwrite)
+    if saved is not None:
+        log(f"resuming: the recipe is the one saved in {Path(run_dir) / CONFIG}")
+        return replace(merge(saved, cfg, explicit), plan=saved.plan)
+    planned = plan and wants_plan(cfg, explicit)
+    if not planned and not budget:
+        return cfg
+    train, val = load_training_data(cfg)
+    channels = train[0].channels
+    timings: list[StepTiming] = []  # the network that trains is timed last
+
+    def timer(planned: RunConfig) -> float:
+        timings.append(time_steps(planned, channels))
+        return timings[-1].per_step
+
+    if planned:
+        root = Path(cfg.data.data) if cfg.data.data else sample_data_dir()
+        fmt = cfg.data.format if cfg.data.format != "auto" else detect_format(root)
+        fp = fingerprint(train + val, fmt in TIME_SERIES_FORMATS, cfg.data.mask_threshold)
+        # The plan's budget rule times the network that will train: the plan with yours.
+        result = derive_plan(fp, cfg, budget, lambda c: timer(merge(c, cfg, explicit)))
+        given = explicit & set(RECIPE)
+        record = result.to_config().plan or {}
+        record.update(reasons=given_reasons(result, given), given=sorted(given))
+        cfg = replace(merge(result.config, cfg, explicit), plan=record)
+        log("plan from the data (--no-plan: the fixed defaults; flags you give win):")
+        for line in plan_lines(result, given):
+            log(f"  {line}")
+    if budget:
+        if "train.epochs" in explicit and cfg.train.epochs and not cfg.train.budget_steps:
+            log(f"note: --budget decides the epochs; epochs {cfg.train.epochs} is not used")
+        if not timings:
+            timer(cfg)
+        seconds, tracing = timings[-1].per_step, timings[-1].first - timings[-1].per_step
+        per_epoch = steps_per_epoch(len(train), cfg)
+        epochs, per_epoch = budget_epochs(budget, seconds, per_epoch, tracing)
+        cfg = replace(
+            cfg,
+            data=replace(cfg.data, steps_per_epoch=per_epoch),
+            train=replace(cfg.train, epochs=epochs, budget_steps=epochs * per_epoch),
+        )
+        log(
+            f"budget {budget / 60:.1f} min: {seconds:.2f} s/step measured here ({tracing:.0f} s "
+            f"to trace), so "
+            f"{epochs} epoch(s) x {per_epoch} steps = {epochs * per_epoch} steps; training "
+            f"stops after {(1 - VALIDATION_SHARE) * budget / 60:.1f} min at the latest "
+            f"({100 * VALIDATION_SHARE:.0f}% is kept for the final scoring)"
+        )
+    return cfg
