@@ -14,7 +14,7 @@ from unet_tf.export.registry import EXPORT_FORMATS
     "--out",
     type=EXISTING,
     required=True,
-    help="SavedModel folder, or NAME.onnx / NAME.tflite file to create.",
+    help="SavedModel folder, or NAME.onnx / NAME.tflite / NAME.zip (bioimageio) file to create.",
 )
 @click.option(
     "--format",
@@ -23,17 +23,26 @@ from unet_tf.export.registry import EXPORT_FORMATS
     default="savedmodel",
     help="Export format [savedmodel].",
 )
+@click.option(
+    "--meta",
+    type=EXISTING,
+    default=None,
+    help="bioimageio: YAML with name, description, authors, cite, license, tags, version, "
+    "git_repo, covers, test_image (see docs/inference.md).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace an existing export.")
-def export(model, out, fmt, overwrite) -> None:
-    """Export MODEL as a SavedModel, ONNX or LiteRT (TFLite) model, verified on reload.
+def export(model, out, fmt, meta, overwrite) -> None:
+    """Export MODEL as a SavedModel, ONNX, LiteRT (TFLite) model or bioimage.io package,
+    verified on reload.
 
     The export is reloaded in its own runtime and compared with the Keras model; the
-    largest difference is printed. predict and evaluate accept the result as MODEL.
+    largest difference is printed (a bioimage.io package is also validated with
+    bioimageio.core). predict and evaluate accept the result as MODEL.
     """
     from unet_tf.export.exporter import export_model
     from unet_tf.inference.predictor import load_predictor
 
-    result = export_model(load_predictor(model), fmt, out, overwrite, protected=[model])
+    result = export_model(load_predictor(model), fmt, out, overwrite, protected=[model], meta=meta)
     click.echo(
         f"exported {fmt} to {out}; reloaded with {result.runtime} and checked: "
         f"max |difference| {result.max_difference:.2e}"

@@ -10,10 +10,12 @@ import tifffile
 from PIL import Image, UnidentifiedImageError
 
 from unet_tf.atomic import atomic_path
+from unet_tf.data import vendor
 from unet_tf.data.checks import warn
 from unet_tf.errors import UserError, first_line
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp")
+# every image file a dataset folder or `predict` takes (vendor formats need their bioio plugin)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".gif", ".bmp", *vendor.SUFFIXES)
 MIN_SIDE = 2  # a single row, column or pixel is not a 2-D image
 
 
@@ -52,7 +54,9 @@ def read_image_and_pixel_size(path: Path | str) -> tuple[np.ndarray, PixelSize |
     their axes (:func:`arrange_axes`), so every channel of a fluorescence image is
     kept (tifffile labels a 4-channel array RGBA; the fourth is kept all the same,
     ``--channels 0,1,2`` drops it); DRIVE's are LZW-compressed, which needs
-    imagecodecs. Everything else goes through Pillow: palette images (GIF) are
+    imagecodecs. Zeiss CZI, Leica LIF and Nikon ND2 files go through bioio
+    (:mod:`unet_tf.data.vendor`) and the same axis rules. Everything else goes through
+    Pillow: palette images (GIF) are
     expanded to their real grey or RGB values, and an alpha channel, which is
     transparency and not signal, is dropped. NaN and
     Inf pixels are replaced (see :func:`replace_non_finite`): they would poison
@@ -63,6 +67,8 @@ def read_image_and_pixel_size(path: Path | str) -> tuple[np.ndarray, PixelSize |
     try:
         if path.suffix.lower() in (".tif", ".tiff"):
             array, pixel_size = _read_tiff(path)
+        elif vendor.is_vendor_file(path):
+            array, pixel_size = read_vendor(path)
         else:
             array = _read_pillow(path)
     except FileNotFoundError:
@@ -89,6 +95,15 @@ def _read_pillow(path: Path) -> np.ndarray:
     if palette and is_grey(array):
         array = array[..., 0]
     return array
+
+
+def read_vendor(path: Path, reader=None) -> tuple[np.ndarray, PixelSize | None]:
+    """A CZI, LIF or ND2 file (or any file ``reader``, a bioio plugin's, opens) arranged
+    by bioio's dimension letters, which are tifffile's (T, C, Z, Y, X, S)."""
+    array, axes, pixel_size = vendor.read_bioio(path, reader)
+    if pixel_size is not None and max(pixel_size) > MAX_PIXEL_UM:
+        pixel_size = None
+    return arrange_axes(array, axes, path), pixel_size
 
 
 # tifffile's axis letters: channels (C, S = samples of a pixel, E = wavelength), the plane

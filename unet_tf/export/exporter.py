@@ -38,20 +38,25 @@ def export_model(
     out: Path,
     overwrite: bool = False,
     protected: Iterable[Path | str | None] = (),
+    meta: Path | None = None,
 ) -> ExportResult:
     """Write ``predictor``'s network as ``fmt`` to ``out``, reload it and compare.
 
-    ``protected`` (the model being exported) is never replaced.
+    ``protected`` (the model being exported) is never replaced. ``meta`` is the
+    ``--meta FILE.yaml`` of the formats that describe their model (bioimageio).
     """
     export = EXPORT_FORMATS.get(fmt)
     out = Path(out)
+    if meta is not None and not export.takes_meta:
+        takers = [e.name for e in EXPORT_FORMATS if e.value.takes_meta]
+        raise UserError(f"--meta applies to --format {' or '.join(takers)} only; leave it out")
     _check_out(out, fmt, export, overwrite, protected)
     if not isinstance(predictor.network, keras.Model):
         raise UserError(
             "this model is already an export; export from a run directory or .keras file"
         )
     with atomic_path(out) as tmp:
-        worst, notes = export.write(predictor, tmp)
+        worst, notes = export.write(predictor, tmp, *([meta] if meta is not None else []))
         if export.suffix is None:  # a folder holds its config and the marker --overwrite needs
             predictor.cfg.save(tmp / EXPORT_CONFIG)
             write_marker(tmp, "export")

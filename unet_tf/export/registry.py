@@ -1,8 +1,9 @@
 """The export formats: ``unet-tf export --format NAME`` and what opens each result.
 
 A format is one module (:mod:`~unet_tf.export.savedmodel`, :mod:`~unet_tf.export.onnx`,
-:mod:`~unet_tf.export.litert`) and one entry here; the exporter, the loaders and the
-command line take everything else (choices, suffix checks, detection) from this table.
+:mod:`~unet_tf.export.litert`, :mod:`~unet_tf.export.bioimageio`) and one entry here; the
+exporter, the loaders and the command line take everything else (choices, suffix checks,
+detection) from this table.
 """
 
 from __future__ import annotations
@@ -12,14 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from unet_tf.export import litert, onnx, savedmodel
+from unet_tf.export import bioimageio, litert, onnx, savedmodel
 from unet_tf.export.common import Network, Verification
 from unet_tf.registry import Registry
 
 if TYPE_CHECKING:  # a runtime import would cycle: the predictor opens exports
     from unet_tf.inference.predictor import Predictor
 
-# Writes the export to a (temporary) path, reloads it and compares it with Keras.
+# Writes the export to a (temporary) path, reloads it and compares it with Keras; a format
+# that `takes_meta` also accepts the `--meta FILE.yaml` path as a third argument.
 Writer = Callable[["Predictor", Path], Verification]
 
 
@@ -32,12 +34,17 @@ class ExportFormat:
     write: Writer
     load: Callable[[Path], Network]
     folder_file: str | None = None  # the file that makes a folder an export of this format
+    # for a suffix others use too (.zip): what tells a file of this format from the rest
+    detect: Callable[[Path], bool] | None = None
+    takes_meta: bool = False  # whether the writer takes --meta FILE.yaml
 
     def recognises(self, path: Path) -> bool:
         """Whether ``path`` looks like an export in this format (before opening it)."""
         if self.suffix is None:
             folder_file = self.folder_file
             return folder_file is not None and path.is_dir() and (path / folder_file).exists()
+        if self.detect is not None:
+            return self.detect(path)
         return path.is_file() and path.suffix.lower() == self.suffix
 
 
@@ -62,4 +69,16 @@ EXPORT_FORMATS.add(
     "litert",
     ExportFormat(litert.SUFFIX, litert.RUNTIME, litert.write_litert, litert.LiteRTNetwork),
     "NAME.tflite, the bare network for LiteRT (TFLite)",
+)
+EXPORT_FORMATS.add(
+    "bioimageio",
+    ExportFormat(
+        bioimageio.SUFFIX,
+        bioimageio.RUNTIME,
+        bioimageio.write_bioimageio,
+        bioimageio.BioimageioNetwork,
+        detect=bioimageio.is_package,
+        takes_meta=True,
+    ),
+    "NAME.zip, a bioimage.io model package for deepImageJ, ilastik and bioimageio.core",
 )
