@@ -13,7 +13,7 @@ from conftest import TINY_FIT, run_cli, write_folder_dataset
 import unet_tf.training.fit as training
 from unet_tf.config import RunConfig
 from unet_tf.planning.rules import budget_epochs
-from unet_tf.training.callbacks import StepSchedule, lr_schedule
+from unet_tf.training.callbacks import BudgetClock, StepSchedule, lr_schedule
 
 BUDGET_FIELDS = {"budget_seconds", "steps_done", "steps_planned", "seconds_trained"}
 
@@ -55,6 +55,19 @@ def test_step_schedule_drops_at_50_and_75_percent_of_the_planned_steps():
     cosine = lrs_per_batch(lr_schedule(cfg, epochs=3, steps_per_epoch=4), 3, 4)
     assert cosine[0] == pytest.approx(1e-3) and cosine[6] == pytest.approx(5e-4)
     assert cosine[3] == pytest.approx(1e-3 * (1 + 2**-0.5) / 2)
+
+
+def test_step_schedule_follows_the_clock_when_time_runs_out_before_the_steps(tmp_path):
+    """Slow epochs (validation, saving) must not cost the run its last LR drops."""
+    cfg = RunConfig().train
+    cfg.budget_steps = 100
+    clock = BudgetClock(limit=100.0, path=tmp_path / "clock.json", seconds=80.0)
+    schedule = lr_schedule(cfg, epochs=10, steps_per_epoch=10, clock=clock)
+    # 2 of 100 steps done, but 80% of the time spent: past both drops.
+    assert lrs_per_batch(schedule, 1, 2) == pytest.approx([5.625e-4] * 2)
+    clock = BudgetClock(limit=100.0, path=tmp_path / "clock.json", seconds=60.0)
+    schedule = lr_schedule(cfg, epochs=10, steps_per_epoch=10, clock=clock)
+    assert lrs_per_batch(schedule, 1, 2) == pytest.approx([7.5e-4] * 2)
 
 
 def test_a_budget_becomes_whole_epochs_of_steps():

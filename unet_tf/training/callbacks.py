@@ -22,7 +22,10 @@ CLOCK_EVERY = 10.0  # seconds between writes of a budgeted run's clock file
 
 
 def lr_schedule(
-    cfg: TrainConfig, epochs: int, steps_per_epoch: int | None = None
+    cfg: TrainConfig,
+    epochs: int,
+    steps_per_epoch: int | None = None,
+    clock: BudgetClock | None = None,
 ) -> keras.callbacks.Callback | None:
     """The configured schedule as a callback (it also logs ``learning_rate``).
 
@@ -37,36 +40,55 @@ def lr_schedule(
         return keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=max(2, epochs // 10), verbose=0
         )
-    fn: Callable[[int, int], float]
+    fn: Callable[[float], float]  # of the progress through training, 0..1
     if cfg.lr_schedule == "step":
-        fn = lambda t, total: step_lr(base, t, total)  # noqa: E731
+        fn = lambda progress: step_lr(base, progress, 1.0)  # noqa: E731
     else:
-        fn = lambda t, total: base * 0.5 * (1 + math.cos(math.pi * t / total))  # noqa: E731
+        fn = lambda progress: base * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))  # noqa: E731
     if cfg.budget_steps and steps_per_epoch:
-        total = cfg.budget_steps
-        return StepSchedule(lambda step: fn(step, total), steps_per_epoch)
-    return keras.callbacks.LearningRateScheduler(lambda epoch, lr: float(fn(epoch, epochs)))
+        return StepSchedule(fn, cfg.budget_steps, steps_per_epoch, clock)
+    return keras.callbacks.LearningRateScheduler(lambda epoch, lr: float(fn(epoch / epochs)))
 
 
-def step_lr(base: float, epoch: int, epochs: int) -> float:
+def step_lr(base: float, epoch: float, epochs: float) -> float:
     """The first study's schedule: x0.75 at 50% and again at 75% of the epochs (or steps)."""
     drops = (epoch >= 0.5 * epochs) + (epoch >= 0.75 * epochs)
     return base * 0.75**drops
 
 
 class StepSchedule(keras.callbacks.Callback):
-    """Set the LR before every batch from the global step (epoch x steps per epoch + batch)."""
+    """Set the LR before every batch from the progress through a budgeted run.
 
-    def __init__(self, fn: Callable[[int], float], steps_per_epoch: int):
+    The progress is the share of the planned steps done (epoch x steps per epoch +
+    batch), or of the budget's training time spent if that is further: the steps are
+    planned from a step time measured before training, which leaves out per-epoch
+    validation and saving, so a run can reach its time limit before its planned steps
+    and would otherwise stop before its last LR drop.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[[float], float],
+        total_steps: int,
+        steps_per_epoch: int,
+        clock: BudgetClock | None = None,
+    ):
         super().__init__()
-        self.fn, self.steps_per_epoch = fn, steps_per_epoch
+        self.fn, self.total, self.clock = fn, total_steps, clock
+        self.steps_per_epoch = steps_per_epoch
         self.epoch, self.current = 0, None
+
+    def progress(self, batch: int) -> float:
+        steps = (self.epoch * self.steps_per_epoch + batch) / self.total
+        if self.clock is None:
+            return steps
+        return max(steps, self.clock.spent() / self.clock.limit)
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch = epoch
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
-        lr = float(self.fn(self.epoch * self.steps_per_epoch + batch))
+        lr = float(self.fn(self.progress(batch)))
         if lr != self.current:
             self.model.optimizer.learning_rate = lr
             self.current = lr

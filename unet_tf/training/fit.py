@@ -389,7 +389,7 @@ def make_callbacks(
     phase = phase or training_phases(cfg)[-1]
     start = restored.epoch if restored else phase.start
     callbacks: list = []
-    schedule = lr_schedule(phase.train_config(cfg.train), epochs, cfg.data.steps_per_epoch)
+    schedule = lr_schedule(phase.train_config(cfg.train), epochs, cfg.data.steps_per_epoch, clock)
     if schedule is not None:
         callbacks.append(schedule)
     if clock is not None:
