@@ -91,6 +91,15 @@ def test_thin_or_small_objects_train_on_patches():
     assert derive_plan(squashed).config.data.patch is not None
 
 
+def test_specks_under_2_percent_of_a_median_object_are_removed():
+    plan = derive_plan(BLOBS)  # diameter 100 px: pi / 4 * 100^2 = 7854 px; 2% = 157 px
+    assert plan.config.postprocess.min_size == 157
+    assert "157 px" in plan.reasons["min_size"]
+    assert derive_plan(replace(BLOBS, object_diameter=20.0)).config.postprocess.min_size == 6
+    empty = replace(BLOBS, object_count=0, object_diameter=0.0)
+    assert derive_plan(empty).config.postprocess.min_size == 0
+
+
 def test_few_or_uneven_images_get_more_augmentation():
     plan = derive_plan(replace(BLOBS, images=12, intensity_spread=0.3))
     assert plan.config.data.augment[-2:] == ["brightness-contrast", "elastic"]

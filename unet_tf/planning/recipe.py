@@ -44,6 +44,7 @@ RECIPE = (
     "train.loss",
     "train.epochs",
     "train.budget_steps",
+    "postprocess.min_size",
 )
 INPUT = frozenset({"data.size", "data.patch"})  # given: the user chose the recipe's core
 # Which settings each of the plan's reasons explains.
@@ -56,6 +57,7 @@ EXPLAINS = {
     "augment": ("data.augment",),
     "base_filters": ("model.base_filters",),
     "epochs": ("train.epochs", "data.steps_per_epoch"),
+    "min_size": ("postprocess.min_size",),
 }
 SECTIONS = ("model", "data", "train", "postprocess")
 

@@ -25,6 +25,7 @@ PIXELS_PER_BATCH = 4 * RESIZE_SIDE**2  # the first study's batch of 4 at 256 px
 RARE_FOREGROUND = 0.1  # below this, patches are centred on foreground a third of the time
 FEW_IMAGES = 30  # the 2015 U-Net's argument for elastic deformations
 MIN_STEPS_AT_32 = 300  # fewer steps than this at 32 base filters: use 16
+SPECK_SHARE = 0.02  # objects under this share of a median object's area are specks
 
 
 @dataclass
@@ -131,6 +132,24 @@ def choose_augmentation(fp: Fingerprint) -> tuple[list[str], str]:
     return augment, "; ".join(why)
 
 
+def choose_min_size(fp: Fingerprint) -> tuple[int, str]:
+    """(min_size, reason): the smallest object ``--instances`` keeps, from the objects' size.
+
+    A watershed leaves slivers between touching cells and specks where the foreground
+    frays; each would be counted as a cell (a false positive, or a split cell). A cell
+    cut by the image's edge is still kept: only objects under 2% of a median object's
+    area go, and the reference masks rarely hold anything that small.
+    """
+    if not fp.object_count or fp.object_diameter <= 0:
+        return 0, "no objects in the masks: every predicted object is kept"
+    area = math.pi / 4 * fp.object_diameter**2
+    min_size = int(SPECK_SHARE * area)
+    return min_size, (
+        f"objects under {min_size} px ({100 * SPECK_SHARE:.0f}% of a median object of "
+        f"~{area:.0f} px) are specks, not cells"
+    )
+
+
 def choose_steps(
     fp: Fingerprint, batch: int, budget_seconds: float | None, seconds_per_step: float | None
 ) -> tuple[int | None, int, str]:
@@ -180,12 +199,14 @@ def derive_plan(
     fg_prob, reasons["fg_prob"] = choose_sampling(fp, patch)
     loss, reasons["loss"] = choose_loss(fp)
     augment, reasons["augment"] = choose_augmentation(fp)
+    min_size, reasons["min_size"] = choose_min_size(fp)
     data = replace(
         cfg.data, size=size or cfg.data.size, patch=patch, fg_prob=fg_prob, augment=augment
     )
     model = replace(cfg.model, depth=depth, base_filters=32)
     train = replace(cfg.train, batch_size=batch, loss=loss)
-    planned = replace(cfg, data=data, model=model, train=train)
+    postprocess = replace(cfg.postprocess, min_size=min_size)
+    planned = replace(cfg, data=data, model=model, train=train, postprocess=postprocess)
     timed = seconds_per_step(planned) if seconds_per_step and budget_seconds else None
     reasons["base_filters"] = "32 filters at the first level (nnU-Net's default)"
     if timed and budget_seconds * (1 - VALIDATION_SHARE) / timed < MIN_STEPS_AT_32:
