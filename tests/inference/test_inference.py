@@ -10,7 +10,13 @@ import yaml
 
 from unet_tf.config import RunConfig
 from unet_tf.errors import UserError
-from unet_tf.inference.predictor import InferenceOptions, Predictor, load_predictor
+from unet_tf.inference.predictor import (
+    DEFAULT_OVERLAP,
+    InferenceOptions,
+    Predictor,
+    load_predictor,
+    run_overlap,
+)
 from unet_tf.inference.tiling import predict_tiled
 from unet_tf.models.unet import build_unet
 
@@ -94,3 +100,11 @@ def test_fit_with_threshold_auto_stores_the_dice_optimal_threshold(tmp_path, tin
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["threshold"] == threshold
     assert result.metrics["threshold"] == threshold
     assert load_predictor(tmp_path / "run").threshold == threshold
+
+
+def test_tile_overlap_is_the_given_one_else_the_plans_else_the_default():
+    planned = RunConfig(plan={"inference": {"tile": 128, "overlap": 0.5}})
+    assert run_overlap(planned, None) == 0.5  # thin structures: the plan's 0.5
+    assert run_overlap(planned, 0.1) == 0.1  # --overlap wins
+    assert run_overlap(RunConfig(), None) == DEFAULT_OVERLAP == 0.25
+    assert run_overlap(RunConfig(plan={"inference": {"resize": 256}}), None) == 0.25

@@ -123,7 +123,12 @@ def inference_options(command: F) -> F:
             help="Tile side at full resolution, 0 = whole image [the training patch; "
             "models trained on resized images resize].",
         ),
-        click.option("--overlap", type=float, default=0.25, help="Tile overlap fraction [0.25]."),
+        click.option(
+            "--overlap",
+            type=float,
+            default=None,
+            help="Tile overlap fraction [the run's plan: 0.5 for thin structures, else 0.25].",
+        ),
         click.option(
             "--blend", type=choice(BLENDS), default="gaussian", help="Tile weighting [gaussian]."
         ),

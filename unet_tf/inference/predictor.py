@@ -66,12 +66,16 @@ def binary_mask(channels: int, target: str) -> bool:
     return channels == 1 or multilabel(target)
 
 
+DEFAULT_OVERLAP = 0.25
+
+
 @dataclass
 class InferenceOptions:
     """How to apply a network; the defaults apply it the way it was trained."""
 
     tile: int | None = None  # tile side; 0 = whole image; None = the training patch, if any
-    overlap: float = 0.25  # fraction of the tile side shared with each neighbour
+    overlap: float | None = None  # share of the tile side shared with each neighbour;
+    # None = the run's plan (0.5 for thin structures), else DEFAULT_OVERLAP
     blend: str = "gaussian"
     tile_batch: int = 4  # tiles per forward pass: bounds the memory
     tta: str = "none"  # none | flips | d4
@@ -82,7 +86,10 @@ class InferenceOptions:
         checks = [
             (not (self.resize and self.tile), "--resize and --tile exclude each other"),
             (self.tile is None or self.tile >= 0, "--tile must be 0 (no tiling) or positive"),
-            (0.0 <= self.overlap < 1.0, "--overlap must be in [0, 1), e.g. 0.25"),
+            (
+                self.overlap is None or 0.0 <= self.overlap < 1.0,
+                "--overlap must be in [0, 1), e.g. 0.25",
+            ),
             (self.blend in BLENDS, f"--blend must be one of {', '.join(BLENDS)}"),
             (self.tile_batch >= 1, "--tile-batch must be at least 1"),
             (self.tta in TTA_MODES, f"--tta must be one of {', '.join(TTA_MODES)}"),
@@ -94,6 +101,18 @@ class InferenceOptions:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+
+
+def run_overlap(cfg: RunConfig, given: float | None) -> float:
+    """The tile overlap: the one given, else the run's plan's (as trained), else the default.
+
+    The plan asks for more overlap on thin structures (vessels, membranes), whose tile
+    edges show most; a run trained without a plan gets :data:`DEFAULT_OVERLAP`.
+    """
+    if given is not None:
+        return given
+    planned = ((cfg.plan or {}).get("inference") or {}).get("overlap")
+    return float(planned) if planned is not None else DEFAULT_OVERLAP
 
 
 class Predictor:
@@ -108,8 +127,9 @@ class Predictor:
     ):
         self.network = network
         self.cfg = cfg
-        self.options = options or InferenceOptions()
-        self.options.validate()
+        options = options or InferenceOptions()
+        options.validate()
+        self.options = replace(options, overlap=run_overlap(cfg, options.overlap))
         self.history = history  # the run's history.csv, for training curves
         self.in_channels = cfg.model.in_channels
         run_threshold = float(cfg.train.threshold) if cfg.train.threshold != "auto" else 0.5
