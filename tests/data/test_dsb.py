@@ -20,6 +20,7 @@ from unet_tf.errors import UserError
 from unet_tf.evaluation.scoring import evaluate_samples
 from unet_tf.inference.postprocess import InstanceOptions
 from unet_tf.inference.predictor import InferenceOptions, Predictor
+from unet_tf.inference.writers import collect_inputs
 
 # The colour pixel of the grey-conversion test, and its luma by hand:
 # 0.299 * 100 + 0.587 * 50 + 0.114 * 200 = 29.9 + 29.35 + 22.8 = 82.05 -> 82.
@@ -194,3 +195,16 @@ def test_real_dsb_images_read_as_downloaded(tmp_path):
         files = list((stage1 / sample.name / "masks").iterdir())
         union = np.any([np.array(Image.open(f)) > 0 for f in files], axis=0)
         np.testing.assert_array_equal(sample.mask > 0, union)
+
+
+def test_predict_inputs_read_a_dsb_folder_by_id_with_or_without_masks(tmp_path):
+    """``unet-tf predict RUN stage1_test/``: the Kaggle layout is an input like a folder."""
+    root = write_dsb(tmp_path / "stage1_test")
+    samples = collect_inputs([root])
+    assert [s.name for s in samples] == ["aa01", "bb02"]
+    assert samples[0].image.shape == (32, 40, 1) and samples[0].mask.max() == 3
+    for entry in root.iterdir():  # stage1_test ships without masks/
+        for mask in (entry / "masks").iterdir():
+            mask.unlink()
+        (entry / "masks").rmdir()
+    assert [s.mask for s in collect_inputs([root])] == [None, None]

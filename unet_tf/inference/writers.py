@@ -10,8 +10,10 @@ import numpy as np
 import tifffile
 
 from unet_tf.atomic import atomic_path
+from unet_tf.data.formats.dsb import is_dsb_dataset, read_dsb
 from unet_tf.data.formats.folder import is_folder_dataset, list_images, read_folder
 from unet_tf.data.io import (
+    IMAGE_SUFFIXES,
     is_image_file,
     read_image_and_pixel_size,
     select_channels,
@@ -49,6 +51,10 @@ def with_channels(predictor: Predictor, channels: list[int] | None) -> Predictor
 def collect_inputs(inputs: list[Path], channels: list[int] | None = None) -> list[Sample]:
     """Images from files and folders; a folder with ``images/`` + ``masks/`` brings its truth.
 
+    A DSB 2018 folder (``<id>/images/<id>.png``, as ``stage1_test/`` is shipped) gives
+    its images named by id, with their nucleus masks where there are any, read the
+    way ``fit`` reads them (a mixed set's colour images as grey).
+
     ``channels`` picks image channels (counted from 0), as the run's ``data.channels``.
     """
     samples: list[Sample] = []
@@ -57,6 +63,8 @@ def collect_inputs(inputs: list[Path], channels: list[int] | None = None) -> lis
             raise UserError(f"input not found: {path}")
         if path.is_dir() and is_folder_dataset(path):
             samples += read_folder(path, require_masks=False)
+        elif path.is_dir() and is_dsb_dataset(path):
+            samples += read_dsb(path, require_masks=False)
         elif path.is_dir():
             files = list_images(path)
             if not files:
@@ -65,7 +73,8 @@ def collect_inputs(inputs: list[Path], channels: list[int] | None = None) -> lis
         elif is_image_file(path):
             samples.append(_sample(path))
         else:
-            raise UserError(f"{path} is not an image (png, jpg, tif, gif or bmp)")
+            kinds = ", ".join(suffix.lstrip(".") for suffix in IMAGE_SUFFIXES)
+            raise UserError(f"{path} is not an image ({kinds})")
     names = [s.name for s in samples]
     clashes = sorted({n for n in names if names.count(n) > 1})
     if clashes:
