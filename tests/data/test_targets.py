@@ -119,11 +119,11 @@ def samples(mask: np.ndarray) -> list[Sample]:
     return [Sample("a", np.zeros((*mask.shape, 1), np.float32), mask)]
 
 
-def test_auto_target_is_boundary_for_instance_masks_and_binary_otherwise():
+def test_auto_target_is_distance_for_instance_masks_and_binary_otherwise():
     labels = np.zeros((8, 8), np.uint16)
     labels[1:4, 1:4], labels[4:7, 4:7] = 1, 2
     cfg = resolve_target(RunConfig(), samples(labels))
-    assert (cfg.data.target, cfg.model.num_classes) == ("boundary", 3)
+    assert (cfg.data.target, cfg.model.num_classes, cfg.model.head) == ("distance", 2, "sigmoid")
     assert resolve_target(cfg, samples(labels)) == cfg  # a saved config resolves to itself
     binary = resolve_target(RunConfig(), samples((labels > 0).astype(np.uint8) * 255))
     assert (binary.data.target, binary.model.num_classes) == ("binary", 1)

@@ -110,7 +110,7 @@ def test_fit_boundary_then_evaluate_instances_from_the_run_and_a_savedmodel(tmp_
     run_dir = tmp_path / "run"
     code, out, err = run_cli(
         capsys, "fit", "--data", data, "--run-dir", run_dir, "--epochs", "1",
-        "--steps-per-epoch", "2", "--val-split", "0.34", *TINY_FIT,
+        "--steps-per-epoch", "2", "--val-split", "0.34", "--target", "boundary", *TINY_FIT,
     )  # fmt: skip
     assert code == 0, err
     assert "target boundary (3 output channel(s))" in out
@@ -200,7 +200,7 @@ def test_fit_distance_then_predict_and_evaluate_instances(tmp_path, capsys):
     run_dir = tmp_path / "run"
     code, out, err = run_cli(
         capsys, "fit", "--data", data, "--run-dir", run_dir, "--epochs", "1",
-        "--steps-per-epoch", "2", "--val-split", "0.34", "--target", "distance", *TINY_FIT,
+        "--steps-per-epoch", "2", "--val-split", "0.34", *TINY_FIT,  # auto: distance
     )  # fmt: skip
     assert code == 0, err
     assert "target distance (2 output channel(s))" in out

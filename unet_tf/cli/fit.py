@@ -30,7 +30,7 @@ from unet_tf.config import (
     override,
 )
 from unet_tf.data.formats.registry import FORMAT_CHOICES
-from unet_tf.data.targets import TARGETS
+from unet_tf.data.targets import INSTANCE_DEFAULT, TARGETS
 from unet_tf.training.losses import LOSSES
 
 
@@ -84,8 +84,9 @@ def keras_verbosity(quiet: bool) -> int:
 @click.option(
     "--target",
     type=choice((TARGET_AUTO, *TARGETS.names())),
-    help="What the network learns: binary (foreground) or boundary (background, interior "
-    "and cell border, to separate touching cells) [auto: boundary for instance masks].",
+    help="What the network learns: binary (foreground), boundary (background, interior "
+    "and cell border) or distance (foreground and each cell's distance map); the last two "
+    f"separate touching cells [auto: {INSTANCE_DEFAULT} for instance masks, else binary].",
 )
 @click.option("--border-width", type=int, help="Cell-border band of --target boundary, in px [2].")
 @click.option(
