@@ -179,7 +179,9 @@ def test_distance_target_resolves_two_sigmoid_channels_and_is_cached(tmp_path, m
     resolved = resolve_target(cfg, samples(labels))
     assert (resolved.model.num_classes, resolved.model.activation) == (2, "sigmoid")
     assert resolve_target(resolved, samples(labels)) == resolved
-    boundary = resolve_target(RunConfig(), samples(labels)).model
+    softmax = RunConfig()
+    softmax.data.target = "boundary"
+    boundary = resolve_target(softmax, samples(labels)).model
     assert (boundary.activation, boundary.head) == ("softmax", "softmax")
     first = cached_instance_target(labels, "distance", size=(8, 8))
     assert first.shape == (8, 8, 2)
