@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+from pathlib import Path
 
 import keras
 import pytest
@@ -100,6 +101,15 @@ class Crash(keras.callbacks.Callback):
             raise RuntimeError("simulated crash")
 
 
+def crash_after_two_epochs(cfg: RunConfig, run_dir: Path, monkeypatch) -> None:
+    """Train ``cfg`` into ``run_dir`` until :class:`Crash` stops it, as a kill would."""
+    original = training.make_callbacks
+    monkeypatch.setattr(training, "make_callbacks", lambda *a, **k: [*original(*a, **k), Crash()])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        training.fit(copy.deepcopy(cfg), run_dir, verbose=0, log=lambda _: None)
+    monkeypatch.setattr(training, "make_callbacks", original)
+
+
 @pytest.mark.slow
 def test_a_resumed_budget_run_counts_the_time_and_steps_already_spent(
     tmp_path, tiny_config, monkeypatch
@@ -107,11 +117,7 @@ def test_a_resumed_budget_run_counts_the_time_and_steps_already_spent(
     data = write_folder_dataset(tmp_path / "data", n=6, size=64)
     cfg = budgeted(tiny_config, data, seconds=3600, epochs=4, per_epoch=2)
     run_dir = tmp_path / "run"
-    original = training.make_callbacks
-    monkeypatch.setattr(training, "make_callbacks", lambda *a, **k: [*original(*a, **k), Crash()])
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        training.fit(copy.deepcopy(cfg), run_dir, verbose=0, log=lambda _: None)
-    monkeypatch.setattr(training, "make_callbacks", original)
+    crash_after_two_epochs(cfg, run_dir, monkeypatch)
     backup = run_dir / "checkpoints" / "backup"
     state = json.loads((backup / "training_metadata.json").read_text())
     assert state["epoch"] == 2 and state["steps_done"] == 4 and state["seconds_trained"] > 0
@@ -129,11 +135,7 @@ def test_a_resumed_run_whose_budget_is_spent_trains_no_more(tmp_path, tiny_confi
     data = write_folder_dataset(tmp_path / "data", n=6, size=64)
     cfg = budgeted(tiny_config, data, seconds=100, epochs=4, per_epoch=2)
     run_dir = tmp_path / "run"
-    original = training.make_callbacks
-    monkeypatch.setattr(training, "make_callbacks", lambda *a, **k: [*original(*a, **k), Crash()])
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        training.fit(copy.deepcopy(cfg), run_dir, verbose=0, log=lambda _: None)
-    monkeypatch.setattr(training, "make_callbacks", original)
+    crash_after_two_epochs(cfg, run_dir, monkeypatch)
     # as if the killed session had gone on for the whole training share (85 s of 100)
     (run_dir / "checkpoints" / "backup" / "clock.json").write_text('{"seconds_trained": 90}')
     result = training.fit(copy.deepcopy(cfg), run_dir, verbose=0, log=lambda _: None)
