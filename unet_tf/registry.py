@@ -60,6 +60,11 @@ class Registry(Generic[T]):
         self.check(name)
         return self._entries[name].value
 
+    def help(self, name: str) -> str:
+        """The one-line help ``name`` was registered with."""
+        self.check(name)
+        return self._entries[name].help
+
     def describe(self) -> str:
         """``name: help`` lines, for --help texts and docs."""
         return "; ".join(f"{e.name}: {e.help}" if e.help else e.name for e in self)

@@ -152,3 +152,17 @@ def test_cli_plan_writes_a_config_that_fit_accepts(tmp_path, capsys):
     assert cfg.plan["reasons"]["input"] and cfg.data.data == str(data)
     code, _, err = run_cli(capsys, "plan", data, "--out", out)
     assert code == 2 and "already exists" in err
+
+
+def test_instance_masks_plan_the_separating_target_that_fit_would_pick():
+    plan = derive_plan(BLOBS)  # 12 labelled cells per image
+    assert plan.config.data.target == "distance"
+    assert "one by one" in plan.reasons["target"] and "distance" in plan.reasons["target"]
+    pixel_masks = derive_plan(replace(BLOBS, instances=False))
+    assert (
+        pixel_masks.config.data.target == "binary"
+        and "pixel masks" in pixel_masks.reasons["target"]
+    )
+    base = RunConfig()
+    base = replace(base, model=replace(base.model, num_classes=3))
+    assert derive_plan(BLOBS, base).config.data.target == "binary"

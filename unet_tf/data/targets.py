@@ -176,6 +176,16 @@ TARGETS.add(
 INSTANCE_DEFAULT = "distance"
 
 
+def default_target(instances: bool, num_classes: int = 1, border_weights: bool = False) -> str:
+    """What ``--target auto`` trains: the one rule, shared by ``fit`` and the plan.
+
+    Masks that label cells one by one get :data:`INSTANCE_DEFAULT`; pixel masks,
+    ``--classes`` and the U-Net border weights (a recipe of their own) keep ``binary``.
+    """
+    plain = num_classes != 1 or border_weights
+    return INSTANCE_DEFAULT if instances and not plain else "binary"
+
+
 def is_separating(target: str) -> bool:
     """Whether ``target`` (a config's ``data.target``) teaches cells apart."""
     return target in TARGETS and TARGETS.get(target).separating

@@ -17,6 +17,7 @@ from skimage.measure import label, regionprops
 from skimage.morphology import skeletonize
 
 from unet_tf.data.sample import Sample
+from unet_tf.data.targets import has_instances
 
 # A structure whose skeleton is long for its area is made of thin lines: skeleton
 # length / area is about 1/w for lines w px wide and near 0 for round objects. It is
@@ -41,7 +42,7 @@ class Fingerprint:
     object_count: int  # median objects per image
     object_diameter: float  # median equivalent diameter, px (0 when no objects)
     thin_score: float  # skeleton length / area of the rarer class, pooled
-    instances: bool  # the masks label cells one by one (more than one foreground value)
+    instances: bool  # the masks label cells one by one (unet_tf.data.targets.has_instances)
     time_series: bool  # frames of one sequence (CTC, video): split in blocks
     field_of_view: bool  # a FOV restricts where pixels count (DRIVE)
 
@@ -61,12 +62,12 @@ def _bit_depth(image: np.ndarray) -> int:
     return 16 if image.dtype.itemsize >= 2 else 8
 
 
-def _objects(mask: np.ndarray, threshold: float) -> tuple[np.ndarray, bool]:
+def _objects(mask: np.ndarray, threshold: float) -> np.ndarray:
     """Object labels of one mask: its own instance labels, else connected components."""
     values = np.unique(mask[mask > threshold])
     if len(values) > 1 and np.issubdtype(mask.dtype, np.integer):
-        return np.where(mask > threshold, mask, 0).astype(np.int64), True
-    return label(mask > threshold, connectivity=2), False
+        return np.where(mask > threshold, mask, 0).astype(np.int64)
+    return label(mask > threshold, connectivity=2)
 
 
 def fingerprint(
@@ -91,8 +92,8 @@ def fingerprint(
         if s.fov is not None:
             foreground &= s.fov[::step, ::step]
         fractions.append(float(foreground.mean()))
-        objects, labelled = _objects(mask, mask_threshold)
-        instances |= labelled
+        objects = _objects(mask, mask_threshold)
+        instances |= has_instances(s.mask)  # the rule --target auto follows
         regions = regionprops(objects)
         counts.append(len(regions))
         diameters += [r.equivalent_diameter_area * step for r in regions]

@@ -33,6 +33,7 @@ from unet_tf.training.fit import load_training_data
 
 # The settings the plan decides, as "section.field"; the budget decides the last one.
 RECIPE = (
+    "data.target",
     "data.size",
     "data.patch",
     "data.fg_prob",
@@ -49,6 +50,7 @@ RECIPE = (
 INPUT = frozenset({"data.size", "data.patch"})  # given: the user chose the recipe's core
 # Which settings each of the plan's reasons explains.
 EXPLAINS = {
+    "target": ("data.target",),
     "input": ("data.size", "data.patch"),
     "depth": ("model.depth",),
     "batch_size": ("train.batch_size",),

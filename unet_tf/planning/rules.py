@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from unet_tf.config import RunConfig
+from unet_tf.data.targets import TARGETS, default_target, multilabel
 from unet_tf.planning.fingerprint import Fingerprint
 from unet_tf.training.callbacks import VALIDATION_SHARE  # the budget's clock stops at it
 
@@ -94,6 +95,19 @@ def choose_depth(fp: Fingerprint, input_size: int) -> tuple[int, str]:
     return depth, reason
 
 
+def choose_target(fp: Fingerprint, cfg: RunConfig) -> tuple[str, str]:
+    """(target, reason): teach touching cells apart when the masks label them one by one."""
+    target = default_target(fp.instances, cfg.model.num_classes, cfg.data.border_weights)
+    if target == "binary":
+        if fp.instances:
+            return target, "the foreground mask: --classes or --border-weights train it"
+        return target, "the masks are pixel masks, not one label per object: the foreground"
+    return target, (
+        f"the masks label ~{fp.object_count} objects per image one by one: {target}, "
+        f"{TARGETS.help(target)}, so touching cells come apart"
+    )
+
+
 def choose_batch(input_size: int) -> tuple[int, str]:
     batch = max(2, min(16, round(PIXELS_PER_BATCH / input_size**2)))
     return batch, f"{batch} x {input_size}^2 px keeps the first study's pixels per step"
@@ -108,16 +122,20 @@ def choose_sampling(fp: Fingerprint, patch: int | None) -> tuple[float, str]:
     return 0.0, f"foreground is {100 * fp.foreground_fraction:.0f}% of pixels: uniform patches"
 
 
-def choose_loss(fp: Fingerprint) -> tuple[str, str]:
+def choose_loss(fp: Fingerprint, target: str = "binary") -> tuple[str, str]:
     if fp.foreground_fraction < 0.2:
-        return "dice-focal", (
+        why = (
             f"foreground is {100 * fp.foreground_fraction:.0f}% of pixels: soft Dice + focal "
             "(gamma 0.9) copes with the imbalance (the first study's loss)"
         )
-    return "dice-focal", (
-        "soft Dice + focal (gamma 0.9), the first study's loss: Dice optimises the "
-        "reported score, focal keeps the gradients of hard pixels"
-    )
+    else:
+        why = (
+            "soft Dice + focal (gamma 0.9), the first study's loss: Dice optimises the "
+            "reported score, focal keeps the gradients of hard pixels"
+        )
+    if multilabel(target):
+        why += f"; on the {target} target it scores the foreground channel, cross-entropy the map"
+    return "dice-focal", why
 
 
 def choose_augmentation(fp: Fingerprint) -> tuple[list[str], str]:
@@ -192,16 +210,22 @@ def derive_plan(
     """Apply every rule to ``fp``; ``seconds_per_step`` times a config on this machine."""
     cfg = base or RunConfig()
     reasons: dict[str, str] = {}
+    target, reasons["target"] = choose_target(fp, cfg)
     size, patch, reasons["input"] = choose_input(fp)
     input_size = patch or size or RESIZE_SIDE
     depth, reasons["depth"] = choose_depth(fp, input_size)
     batch, reasons["batch_size"] = choose_batch(input_size)
     fg_prob, reasons["fg_prob"] = choose_sampling(fp, patch)
-    loss, reasons["loss"] = choose_loss(fp)
+    loss, reasons["loss"] = choose_loss(fp, target)
     augment, reasons["augment"] = choose_augmentation(fp)
     min_size, reasons["min_size"] = choose_min_size(fp)
     data = replace(
-        cfg.data, size=size or cfg.data.size, patch=patch, fg_prob=fg_prob, augment=augment
+        cfg.data,
+        target=target,
+        size=size or cfg.data.size,
+        patch=patch,
+        fg_prob=fg_prob,
+        augment=augment,
     )
     model = replace(cfg.model, depth=depth, base_filters=32)
     train = replace(cfg.train, batch_size=batch, loss=loss)

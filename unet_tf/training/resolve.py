@@ -17,7 +17,7 @@ from unet_tf import __version__
 from unet_tf.config import TARGET_AUTO, DataConfig, RunConfig
 from unet_tf.data.formats.registry import DATASET_FORMATS, detect_format, sample_data_dir
 from unet_tf.data.sample import Sample
-from unet_tf.data.targets import INSTANCE_DEFAULT, TARGETS, has_instances
+from unet_tf.data.targets import TARGETS, default_target, has_instances
 from unet_tf.errors import UserError
 from unet_tf.models import resolve_model_config
 from unet_tf.runtime.precision import resolve_precision
@@ -54,15 +54,13 @@ def resolve_target(cfg: RunConfig, train: list[Sample]) -> RunConfig:
     """``cfg`` with ``target: auto`` decided and the output channels its target needs.
 
     Masks that store one label per cell (CTC, DSB, label TIFFs) get the separating
-    target :data:`~unet_tf.data.targets.INSTANCE_DEFAULT`; pixel masks, ``--classes`` and the U-Net
-    border weights (a recipe of their own) keep ``binary``. The head's activation is the
+    target :func:`~unet_tf.data.targets.default_target` names. The head's activation is the
     target's (two sigmoids for ``distance``), else sigmoid for one channel, softmax for more.
     """
     target = cfg.data.target
     if target == TARGET_AUTO:
         instances = any(s.mask is not None and has_instances(s.mask) for s in train)
-        plain = cfg.model.num_classes != 1 or cfg.data.border_weights
-        target = INSTANCE_DEFAULT if instances and not plain else "binary"
+        target = default_target(instances, cfg.model.num_classes, cfg.data.border_weights)
     channels = TARGETS.get(target).channels
     if channels is not None and cfg.model.num_classes not in (1, channels):
         raise UserError(
