@@ -14,7 +14,7 @@ from unet_tf.errors import UserError
 from unet_tf.planning import parse_duration
 from unet_tf.planning.fingerprint import Fingerprint, fingerprint
 from unet_tf.planning.rules import derive_plan
-from unet_tf.planning.timing import seconds_per_step
+from unet_tf.planning.timing import seconds_per_step, time_validation
 
 BLOBS = Fingerprint(
     images=40,
@@ -119,6 +119,10 @@ def test_budget_becomes_steps_at_the_measured_speed_and_narrows_a_slow_network()
     assert tight.config.train.epochs == 102
     saved = tight.to_config()
     assert saved.plan["seconds_per_step"] == 0.5 and saved.plan["fingerprint"]["images"] == 40
+    # A 20 s validation: epochs of >= 20 x 0.8 / 0.2 / 2 = 40 steps; 3060 s / 100 s = 30
+    slow = derive_plan(BLOBS, None, 3600, timer, lambda cfg: 20.0)
+    assert (slow.config.train.epochs, slow.config.data.steps_per_epoch) == (30, 40)
+    assert "20 s per validation" in slow.reasons["epochs"]
 
 
 @pytest.mark.parametrize(
@@ -139,6 +143,9 @@ def test_a_step_is_timed_for_real():
     cfg.data.size, cfg.model.base_filters, cfg.model.depth = 64, 4, 2
     cfg.train.batch_size, cfg.train.precision = 2, "float32"
     assert 0 < seconds_per_step(cfg, channels=1, steps=2) < 30
+    assert time_validation(cfg, 1, []) == 0.0
+    cfg.data.patch = 32  # full-size validation images one by one, each shape traced first
+    assert 0 < time_validation(cfg, 1, [(48, 40), (48, 40), (64, 64)]) < 30
 
 
 def test_cli_plan_writes_a_config_that_fit_accepts(tmp_path, capsys):

@@ -78,6 +78,15 @@ def test_a_budget_becomes_whole_epochs_of_steps():
     assert budget_epochs(10, 2.0, 10) == (1, 4)  # 4 steps fit: one shortened epoch
 
 
+def test_a_slow_validation_lengthens_the_epochs_so_the_budget_still_trains():
+    # An 18 s validation (DSB's 30 full-size images) is at most 20% of an epoch:
+    # 18 x 0.8 / 0.2 = 72 steps of 1 s; 600 x 0.85 - 5 = 505 s / (72 + 18) s = 5 epochs.
+    assert budget_epochs(600, 1.0, 10, overhead=5, validation_seconds=18) == (5, 72)
+    # 10-step epochs would have spent 18 of every 28 s validating: 18 epochs, 180 steps.
+    # A validation longer than the budget's share still leaves one epoch of what fits.
+    assert budget_epochs(100, 1.0, 10, validation_seconds=80) == (1, 5)
+
+
 def test_a_spent_budget_stops_training_and_the_run_finishes(tmp_path, tiny_config):
     data = write_folder_dataset(tmp_path / "data", n=6, size=64)
     cfg = budgeted(tiny_config, data, seconds=0.01, epochs=4, per_epoch=5)

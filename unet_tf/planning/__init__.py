@@ -16,7 +16,7 @@ from unet_tf.data.formats.registry import detect_format, read_dataset, sample_da
 from unet_tf.errors import UserError
 from unet_tf.planning.fingerprint import Fingerprint, fingerprint
 from unet_tf.planning.rules import Plan, derive_plan
-from unet_tf.planning.timing import seconds_per_step
+from unet_tf.planning.timing import seconds_per_step, time_validation
 
 __all__ = ["Fingerprint", "Plan", "parse_duration", "plan_dataset"]
 
@@ -52,4 +52,8 @@ def plan_dataset(
     fmt = base.data.format if base.data.format != "auto" else detect_format(root)
     fp = fingerprint(samples, fmt in TIME_SERIES_FORMATS, base.data.mask_threshold)
     timer = (lambda cfg: seconds_per_step(cfg, fp.channels)) if time_steps else None
-    return derive_plan(fp, base, budget_seconds, timer)
+    # fit validates on about a fifth of the images; their shapes decide its cost
+    every = max(1, round(1 / base.data.val_split)) if base.data.val_split > 0 else 0
+    shapes = [s.shape for s in samples[::every]] if every else []
+    validation = (lambda cfg: time_validation(cfg, fp.channels, shapes)) if time_steps else None
+    return derive_plan(fp, base, budget_seconds, timer, validation)

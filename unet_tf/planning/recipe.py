@@ -27,7 +27,7 @@ from unet_tf.data.pipeline import steps_per_epoch
 from unet_tf.planning import TIME_SERIES_FORMATS
 from unet_tf.planning.fingerprint import fingerprint
 from unet_tf.planning.rules import VALIDATION_SHARE, Plan, budget_epochs, derive_plan
-from unet_tf.planning.timing import StepTiming, time_steps
+from unet_tf.planning.timing import StepTiming, time_steps, time_validation
 from unet_tf.rundir import CONFIG, METRICS
 from unet_tf.training.fit import load_training_data
 
@@ -107,8 +107,8 @@ def wants_plan(cfg: RunConfig, explicit: Collection[str]) -> bool:
     return not (INPUT & set(explicit)) and cfg.plan is None and not cfg.version
 
 
-def plan_lines(plan: Plan, given: Collection[str] = ()) -> list[str]:
-    """The fingerprint in one line, then each choice with its reason, as printed."""
+def plan_lines(plan: Plan, given: Collection[str] = (), skip: Collection[str] = ()) -> list[str]:
+    """The fingerprint in one line, then each choice with its reason (but ``skip``'s)."""
     fp = plan.fingerprint
     lines = [
         f"{fp.images} image(s), median {fp.median_width}x{fp.median_height} px, "
@@ -117,7 +117,8 @@ def plan_lines(plan: Plan, given: Collection[str] = ()) -> list[str]:
         f"~{fp.object_diameter:.0f} px; thin-structure score {fp.thin_score:.2f}"
         f"{'; a time series' if fp.time_series else ''}"
     ]
-    lines += [f"  {setting:<13} {reason}" for setting, reason in given_reasons(plan, given).items()]
+    reasons = given_reasons(plan, given)
+    lines += [f"  {key:<13} {why}" for key, why in reasons.items() if key not in skip]
     return lines
 
 
@@ -171,22 +172,34 @@ def fit_config(
     channels = train[0].channels
     timings: list[StepTiming] = []  # the network that trains is timed last
 
+    validations: list[float] = []
+
     def timer(planned: RunConfig) -> float:
         timings.append(time_steps(planned, channels))
         return timings[-1].per_step
+
+    def validation_timer(planned: RunConfig) -> float:
+        validations.append(time_validation(planned, channels, [s.shape for s in val]))
+        return validations[-1]
 
     if planned:
         root = Path(cfg.data.data) if cfg.data.data else sample_data_dir()
         fmt = cfg.data.format if cfg.data.format != "auto" else detect_format(root)
         fp = fingerprint(train + val, fmt in TIME_SERIES_FORMATS, cfg.data.mask_threshold)
         # The plan's budget rule times the network that will train: the plan with yours.
-        result = derive_plan(fp, cfg, budget, lambda c: timer(merge(c, cfg, explicit)))
+        result = derive_plan(
+            fp,
+            cfg,
+            budget,
+            lambda c: timer(merge(c, cfg, explicit)),
+            lambda c: validation_timer(merge(c, cfg, explicit)),
+        )
         given = explicit & set(RECIPE)
         record = result.to_config().plan or {}
         record.update(reasons=given_reasons(result, given), given=sorted(given))
         cfg = replace(merge(result.config, cfg, explicit), plan=record)
         log("plan from the data (--no-plan: the fixed defaults; flags you give win):")
-        for line in plan_lines(result, given):
+        for line in plan_lines(result, given, skip=("epochs",) if budget else ()):
             log(f"  {line}")
     if budget:
         if "train.epochs" in explicit and cfg.train.epochs and not cfg.train.budget_steps:
@@ -194,18 +207,21 @@ def fit_config(
         if not timings:
             timer(cfg)
         seconds, tracing = timings[-1].per_step, timings[-1].first - timings[-1].per_step
+        validating = validations[-1] if validations else validation_timer(cfg)
         per_epoch = steps_per_epoch(len(train), cfg)
-        epochs, per_epoch = budget_epochs(budget, seconds, per_epoch, tracing)
+        epochs, per_epoch = budget_epochs(budget, seconds, per_epoch, tracing, validating)
         cfg = replace(
             cfg,
             data=replace(cfg.data, steps_per_epoch=per_epoch),
             train=replace(cfg.train, epochs=epochs, budget_steps=epochs * per_epoch),
         )
-        log(
-            f"budget {budget / 60:.1f} min: {seconds:.2f} s/step measured here ({tracing:.0f} s "
-            f"to trace), so "
-            f"{epochs} epoch(s) x {per_epoch} steps = {epochs * per_epoch} steps; training "
-            f"stops after {(1 - VALIDATION_SHARE) * budget / 60:.1f} min at the latest "
-            f"({100 * VALIDATION_SHARE:.0f}% is kept for the final scoring)"
+        why = (
+            f"{seconds:.2f} s/step measured here ({tracing:.0f} s to trace, {validating:.0f} s "
+            f"per validation): {epochs} epoch(s) x {per_epoch} steps = {epochs * per_epoch} "
+            f"steps; training stops after {(1 - VALIDATION_SHARE) * budget / 60:.1f} min at "
+            f"the latest ({100 * VALIDATION_SHARE:.0f}% is kept for the final scoring)"
         )
+        log(f"budget {budget / 60:.1f} min: {why}")
+        if cfg.plan is not None:  # the plan's epochs reason is this one, with validation
+            cfg = replace(cfg, plan={**cfg.plan, "reasons": {**cfg.plan["reasons"], "epochs": why}})
     return cfg
