@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_the_package_lists_its_api():
     names = set(dir(unet_tf))
-    expected = {"Unet", "build_model", "load_model", "fit", "predict", "evaluate"}
+    expected = {"Unet", "build_model", "load_model", "plan", "fit", "tune", "predict", "evaluate"}
     assert expected | {"RunConfig", "folder_dataset", "__version__"} <= names
     assert callable(unet_tf.Unet) and unet_tf.RunConfig().train.lr == 1e-3
     with pytest.raises(AttributeError):
@@ -96,3 +96,30 @@ def test_docs_api_md_runs(tmp_path, monkeypatch):
     assert namespace["probabilities"].shape == (*namespace["image"].shape, 1)
     assert (tmp_path / "runs" / "api-demo" / "metrics.json").is_file()
     assert 0 <= namespace["scores"].mean()["dice"] <= 1
+
+
+def test_plan_fold_ensembles_and_tune_from_python(tmp_path, tiny_config):
+    """The issue-13 tools through ``unet_tf``: the same code as ``plan``, ``fit --all-folds``
+    and ``tune`` on the command line."""
+    from conftest import write_folder_dataset
+
+    from unet_tf.training.tune import SearchSpace
+
+    data = write_folder_dataset(tmp_path / "data", n=4, size=64, seed=2)
+    plan = unet_tf.plan(data)
+    assert plan.fingerprint.images == 4 and plan.config.data.size == 256
+    assert set(plan.reasons) >= {"target", "input", "depth", "loss"}
+
+    small = {"size": 64, "base_filters": 4, "depth": 2, "batch_size": 2, "epochs": 1}
+    small |= {"precision": "float32", "steps_per_epoch": 2}
+    ensemble = unet_tf.fit(data=data, folds=2, all_folds=True, run_dir=tmp_path / "ens",
+                           verbose=0, **small)  # fmt: skip
+    assert [d.name for d in ensemble.folds] == ["fold_0", "fold_1"]
+    assert (tmp_path / "ens" / "ensemble.json").is_file()
+    assert ensemble.out_of_fold["out_of_fold_images"] == 4
+
+    pytest.importorskip("keras_tuner", reason="unet_tf.tune needs keras-tuner (the [tune] extra)")
+    space = SearchSpace(batch_sizes=(2,), base_filters=(4,), inputs=("resize",), sides=(64,))
+    result = unet_tf.tune(data, tmp_path / "search", max_trials=1, tuner="random", space=space,
+                          config=tiny_config(data, epochs=1))  # fmt: skip
+    assert len(result.trials) == 1 and (tmp_path / "search" / "best.yaml").is_file()

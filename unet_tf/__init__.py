@@ -3,8 +3,9 @@
 ``import unet_tf`` registers every custom Keras object (so ``keras.saving.load_model``
 opens a saved ``model.keras``) and offers the notebook API::
 
-    unet_tf.Unet, unet_tf.build_model, unet_tf.load_model, unet_tf.fit,
-    unet_tf.predict, unet_tf.evaluate, unet_tf.folder_dataset, unet_tf.RunConfig
+    unet_tf.Unet, unet_tf.build_model, unet_tf.load_model, unet_tf.plan, unet_tf.fit,
+    unet_tf.tune, unet_tf.predict, unet_tf.evaluate, unet_tf.folder_dataset,
+    unet_tf.RunConfig
 
 The API functions are imported on first use, so the command line and light imports do
 not pay for the training and evaluation stack.
@@ -49,6 +50,8 @@ _API = {
     "InferenceOptions": "unet_tf.inference.predictor",
     "load_model": "unet_tf.api",
     "fit": "unet_tf.api",
+    "plan": "unet_tf.api",
+    "tune": "unet_tf.api",
     "predict": "unet_tf.api",
     "evaluate": "unet_tf.api",
     "configure": "unet_tf.api",

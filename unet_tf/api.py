@@ -31,10 +31,14 @@ from unet_tf.data.pipeline import make_dataset, prepare
 from unet_tf.evaluation.scoring import Evaluation, evaluate_samples
 from unet_tf.inference.postprocess import InstanceOptions
 from unet_tf.inference.predictor import InferenceOptions, Predictor, config_for, load_predictor
-from unet_tf.planning import parse_duration
+from unet_tf.planning import Plan, parse_duration, plan_dataset
 from unet_tf.planning.recipe import changed_settings, fit_config, setting_path
+from unet_tf.rundir import default_run_dir
 from unet_tf.training.fit import FitResult
 from unet_tf.training.fit import fit as fit_run
+from unet_tf.training.folds import FoldsResult, fit_folds
+from unet_tf.training.tune import SearchSpace, TuneResult
+from unet_tf.training.tune import tune as run_tune
 
 Model = Predictor | keras.Model | str | Path
 
@@ -106,6 +110,13 @@ def configure(config: RunConfig | None = None, **settings: Any) -> RunConfig:
     )
 
 
+def _seconds(budget: str | float | None) -> float | None:
+    """A budget as seconds: "20m", "1h30m", or a number of seconds."""
+    if budget is None:
+        return None
+    return parse_duration(budget) if isinstance(budget, str) else float(budget)
+
+
 def fit(
     config: RunConfig | None = None,
     run_dir: str | Path | None = None,
@@ -113,8 +124,9 @@ def fit(
     verbose: int = 2,
     plan: bool = True,
     budget: str | float | None = None,
+    all_folds: bool = False,
     **settings: Any,
-) -> FitResult:
+) -> FitResult | FoldsResult:
     """Train as ``unet-tf fit`` does and write a run directory; rerun to resume.
 
     ``settings`` override fields of ``config`` by name (see :func:`configure`).
@@ -123,17 +135,58 @@ def fit(
     and ``plan=False`` keeps the fixed defaults. ``budget`` ("20m", or seconds) trains
     to a wall-clock time. The result holds the run directory, the validation metrics
     and the resolved config.
+
+    ``all_folds=True`` with ``folds=K`` trains a fold ensemble, as ``fit --all-folds``
+    does (the budget covers all folds), and returns its
+    :class:`~unet_tf.training.folds.FoldsResult`.
     """
     cfg = configure(config, **settings)
     explicit = changed_settings(config) if config else set()
     explicit |= {path for path in map(setting_path, settings) if path}
     if budget is not None:
-        seconds = parse_duration(budget) if isinstance(budget, str) else float(budget)
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, budget_seconds=seconds))
+        train = dataclasses.replace(cfg.train, budget_seconds=_seconds(budget))
+        cfg = dataclasses.replace(cfg, train=train)
         explicit.add("train.budget_seconds")
     target = Path(run_dir) if run_dir else None
-    cfg = fit_config(cfg, explicit, plan, target, overwrite, log=print)
+    cfg = fit_config(cfg, explicit, plan, target, overwrite, log=print, all_folds=all_folds)
+    if all_folds:
+        return fit_folds(cfg, target or default_run_dir(), cfg.data.folds, overwrite, verbose)
     return fit_run(cfg, target, overwrite, verbose=verbose)
+
+
+def plan(
+    data: str | Path | None = None,
+    budget: str | float | None = None,
+    config: RunConfig | None = None,
+    **settings: Any,
+) -> Plan:
+    """The recipe ``unet-tf plan`` derives from ``data``'s fingerprint, with its reasons.
+
+    ``Plan.to_config()`` is the config to train (``fit(plan.to_config())``);
+    ``Plan.reasons`` says why each setting was chosen. With a ``budget`` the planned
+    network's steps and validation are timed on this machine.
+    """
+    base = configure(config, **({"data": str(data)} if data is not None else {}), **settings)
+    return plan_dataset(base, _seconds(budget))
+
+
+def tune(
+    data: str | Path,
+    run_dir: str | Path,
+    max_trials: int = 10,
+    budget: str | float | None = None,
+    tuner: str = "bayesian",
+    space: SearchSpace | None = None,
+    config: RunConfig | None = None,
+    **settings: Any,
+) -> TuneResult:
+    """Search the recipe with KerasTuner, as ``unet-tf tune`` does; rerun to resume.
+
+    Every trial is a run directory under ``run_dir``, scored by its validation Dice at
+    full resolution; ``run_dir/best.yaml`` is the best trial's config for :func:`fit`.
+    """
+    base = configure(config, data=str(data), **settings)
+    return run_tune(base, Path(run_dir), max_trials, _seconds(budget), tuner, space)
 
 
 def folder_dataset(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,12 @@ def test_a_resumed_run_keeps_its_saved_recipe(tmp_path):
     saved.save(run_dir / "config.yaml")
     resumed = fit_config(lines_config(data, lr=0.1), {"data.data", "train.lr"}, run_dir=run_dir)
     assert resumed.data.patch == 64 and resumed.plan == saved.plan and resumed.train.lr == 0.1
+    # --overwrite starts again, so it plans again: not the saved (here edited) recipe
+    edited = replace(saved, data=replace(saved.data, patch=32))
+    edited.save(run_dir / "config.yaml")
+    assert fit_config(lines_config(data), {"data.data"}, run_dir=run_dir).data.patch == 32
+    again = fit_config(lines_config(data), {"data.data"}, run_dir=run_dir, overwrite=True, **QUIET)
+    assert again.data.patch == 64
     (run_dir / "metrics.json").write_text("{}")  # finished: a new run is planned afresh
     assert fit_config(lines_config(data), {"data.data"}, run_dir=run_dir, **QUIET).plan
 

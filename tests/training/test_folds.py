@@ -56,3 +56,30 @@ def test_an_ensemble_needs_two_folds_and_its_own_folder(tmp_path, tiny_config):
     with pytest.raises(UserError, match="not a unet-tf fold ensemble"):
         fit_folds(cfg, user, folds=3)
     assert (user / "notes.txt").read_text() == "x"
+
+
+def test_a_budget_covers_the_whole_ensemble_and_a_resumed_one_keeps_its_recipe(
+    tmp_path, tiny_config
+):
+    from dataclasses import replace
+
+    from unet_tf.planning.recipe import fit_config
+
+    data = write_folder_dataset(tmp_path / "data", n=4, size=64, seed=2)
+    cfg = tiny_config(data, budget_seconds=100.0)
+    cfg.data.folds = 2
+    lines: list[str] = []
+    planned = fit_config(cfg, set(), plan=False, run_dir=tmp_path / "ens", log=lines.append,
+                         all_folds=True)  # fmt: skip
+    assert planned.train.budget_seconds == 50.0  # 100 s shared by 2 folds
+    assert "covers all 2 folds: 0.8 min each" in lines[0]
+
+    # fold 0 began with its recipe: a rerun trains that recipe, not a new plan or timing
+    saved = replace(planned, train=replace(planned.train, budget_steps=7, epochs=1))
+    (tmp_path / "ens" / "fold_0").mkdir(parents=True)
+    saved.save(tmp_path / "ens" / "fold_0" / "config.yaml")
+    lines.clear()
+    resumed = fit_config(cfg, set(), plan=False, run_dir=tmp_path / "ens", log=lines.append,
+                         all_folds=True)  # fmt: skip
+    assert (resumed.train.budget_seconds, resumed.train.budget_steps) == (50.0, 7)
+    assert lines == ["resuming: the recipe is the one saved in its folds' config.yaml"]

@@ -272,9 +272,10 @@ def fit(config_file, run_dir, overwrite, quiet, all_folds, no_plan, budget, **op
         cfg,
         explicit,
         plan=not no_plan,
-        run_dir=None if all_folds else run_dir,  # folds resume inside RUN/fold_k
+        run_dir=run_dir,
         overwrite=overwrite,
         log=click.echo,
+        all_folds=all_folds,
     )
     if all_folds:
         from unet_tf.rundir import default_run_dir
