@@ -17,6 +17,10 @@ new target. The commands are printed as they run; the table is printed as Markdo
 
     .venv/bin/python experiments/targets.py --out runs/targets   # 5-15 minutes on 2 cores
 
+It also draws ``docs/targets_hela.png``: one test frame (t056, the middle of the test
+block, not picked for its result) with the silver truth and each model's cells as
+coloured instance overlays, titled with the frame's cell count and SEG.
+
 Finished runs are skipped, so an interrupted run continues where it stopped.
 """
 
@@ -29,6 +33,21 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from skimage.color import label2rgb
+
+from unet_tf.atomic import atomic_path
+from unet_tf.config import DataConfig
+from unet_tf.data.formats.ctc import read_ctc
+from unet_tf.evaluation.objects import reference_instances, seg_measure
+from unet_tf.inference.postprocess import InstanceOptions, label_cells
+from unet_tf.inference.predictor import load_predictor
+from unet_tf.viz import contrast_stretch
 
 ROOT = Path(__file__).resolve().parents[1]
 HELA = ROOT.parent / "shared" / "data" / "ctc" / "DIC-C2DH-HeLa"
@@ -72,18 +91,70 @@ def crossfit(tuned: dict) -> str:
     return "-" if value is None else f"{value:.3f}"
 
 
+FIGURE_FRAME = "t056"
+PANELS = {  # title: (run, instance options), drawn after the silver truth
+    "binary mask, connected components (before)": ("binary", InstanceOptions()),
+    "binary + --split-touching": ("binary", InstanceOptions(split_touching=True)),
+    "distance target, the default (after)": ("distance", InstanceOptions()),
+}
+
+
+def figure(out: Path, test: Path, path: Path, budget: str) -> None:
+    """Before/after panels of touching HeLa cells on one test frame, as instance overlays."""
+    sample = next(
+        s for s in read_ctc(test, DataConfig(annotations="st")) if s.name.endswith(FIGURE_FRAME)
+    )
+    reference = reference_instances(sample.mask)
+    image = contrast_stretch(sample.image[..., 0])
+    panels = [(f"silver truth: {len(np.unique(reference)) - 1} cells", reference)]
+    for title, (target, options) in PANELS.items():
+        predictor = load_predictor(out / f"run-{target}")
+        probs = predictor.predict(sample.image)
+        labels = label_cells(probs, predictor.cfg, predictor.threshold, options)
+        seg = seg_measure(reference, labels).score
+        panels.append((f"{title}: {labels.max()} objects, SEG {seg:.2f}", labels))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.6))
+    for ax, (title, labels) in zip(axes, panels, strict=True):
+        overlay = label2rgb(labels, image=image, alpha=0.45, bg_label=0, image_alpha=1)
+        ax.imshow(np.clip(overlay, 0, 1))
+        ax.set_title(title, fontsize=9, wrap=True)
+        ax.axis("off")
+    fig.suptitle(
+        f"CTC DIC-C2DH-HeLa 01 {FIGURE_FRAME}, a test frame; each model trained for {budget}",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=80, format="png")
+    plt.close(fig)
+    print(f"figure written to {path}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "targets")
-    out = parser.parse_args().out.resolve()
+    parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "targets_hela.png")
+    parser.add_argument(
+        "--budget",
+        help="train each target with the default recipe (the plan) for this long, e.g. 10m, "
+        "instead of the fixed 200-step recipe",
+    )
+    parser.add_argument(
+        "--only", action="append", choices=sorted(SCORED), help="score only these rows"
+    )
+    args = parser.parse_args()
+    out = args.out.resolve()
+    recipe = ["--budget", args.budget] if args.budget else BUDGET
     data = {name: block(out, name, frames) for name, frames in BLOCKS.items()}
     rows = []
     for name, (target, extra) in SCORED.items():
+        if args.only and name not in args.only:
+            continue
         run_dir = out / f"run-{target}"
         if not (run_dir / "metrics.json").exists():
             run([
                 "fit", "--data", str(data["train"]), "--val", str(data["val"]),
-                "--target", target, *BUDGET, "--seed", "0", "--quiet", "--run-dir", str(run_dir),
+                "--target", target, *recipe, "--seed", "0", "--quiet", "--run-dir", str(run_dir),
             ])  # fmt: skip
         scores = out / f"test-{name.replace(' ', '')}.json"
         if not scores.exists():
@@ -107,6 +178,7 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|")
     print("\n".join(rows))
+    figure(out, data["test"], args.figure, args.budget or "200 steps of the 16-filter recipe")
 
 
 if __name__ == "__main__":

@@ -173,3 +173,9 @@ def test_instance_masks_plan_the_separating_target_that_fit_would_pick():
     base = RunConfig()
     base = replace(base, model=replace(base.model, num_classes=3))
     assert derive_plan(BLOBS, base).config.data.target == "binary"
+
+
+def test_binary_masks_plan_a_threshold_chosen_on_validation():
+    assert derive_plan(replace(BLOBS, instances=False)).config.train.threshold == "auto"
+    plan = derive_plan(BLOBS)  # the distance target tunes its watershed instead
+    assert plan.config.train.threshold == 0.5 and "watershed" in plan.reasons["threshold"]

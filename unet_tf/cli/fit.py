@@ -201,7 +201,8 @@ def keras_verbosity(quiet: bool) -> int:
 @click.option("--seed", type=int, help="Random seed [42].")
 @click.option(
     "--threshold",
-    help="Foreground is p > THRESHOLD, or auto: Dice-optimal on the validation set [0.5].",
+    help="Foreground is p > THRESHOLD, or auto: Dice-optimal on the validation set "
+    "[the plan's: auto for binary masks; 0.5 with --no-plan].",
 )
 @click.option("--run-dir", type=EXISTING, help="Where the run is written [runs/<timestamp>].")
 @click.option("--overwrite", is_flag=True, help="Replace a finished run in --run-dir.")

@@ -109,6 +109,20 @@ def choose_target(fp: Fingerprint, cfg: RunConfig) -> tuple[str, str]:
     )
 
 
+def choose_threshold(target: str, cfg: RunConfig) -> tuple[float | str, str]:
+    """(threshold, reason): the foreground mask's cut, chosen on validation images."""
+    if target != "binary" or cfg.model.num_classes != 1:
+        return cfg.train.threshold, (
+            f"{cfg.train.threshold}: the {target} target's watershed setting is chosen on the "
+            "validation images instead"
+        )
+    return "auto", (
+        "chosen on the validation images (Dice-optimal; the score printed is cross-fitted): "
+        "dice-focal's probabilities are not calibrated (DRIVE: Dice 0.645 at 0.5, 0.742 "
+        "cross-fitted at the chosen 0.87)"
+    )
+
+
 def choose_batch(input_size: int) -> tuple[int, str]:
     batch = max(2, min(16, round(PIXELS_PER_BATCH / input_size**2)))
     return batch, f"{batch} x {input_size}^2 px keeps the first study's pixels per step"
@@ -234,6 +248,7 @@ def derive_plan(
     cfg = base or RunConfig()
     reasons: dict[str, str] = {}
     target, reasons["target"] = choose_target(fp, cfg)
+    threshold, reasons["threshold"] = choose_threshold(target, cfg)
     size, patch, reasons["input"] = choose_input(fp)
     input_size = patch or size or RESIZE_SIDE
     depth, reasons["depth"] = choose_depth(fp, input_size)
@@ -251,7 +266,7 @@ def derive_plan(
         augment=augment,
     )
     model = replace(cfg.model, depth=depth, base_filters=32)
-    train = replace(cfg.train, batch_size=batch, loss=loss)
+    train = replace(cfg.train, batch_size=batch, loss=loss, threshold=threshold)
     postprocess = replace(cfg.postprocess, min_size=min_size)
     planned = replace(cfg, data=data, model=model, train=train, postprocess=postprocess)
     timed = seconds_per_step(planned) if seconds_per_step and budget_seconds else None
