@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from conftest import TINY_FIT, run_cli
 from layouts import write_ctc
+from scipy import ndimage
 
 from unet_tf.config import RunConfig
 from unet_tf.data.sample import Sample
@@ -92,7 +93,8 @@ def test_cross_fitting_chooses_on_one_half_and_scores_the_other(tmp_path):
     soft[..., 2] += 0.55 * probs[..., 1]
     val = [Sample(f"t{i}", p, labels) for i, p in enumerate([probs, probs, soft, soft])]
     predictor = identity_predictor(boundary_config())
-    chosen, crossed = cross_fit(predictor, val, TUNED["boundary"])
+    (threshold, chosen), crossed = cross_fit(predictor, val, TUNED["boundary"])
+    assert threshold == predictor.threshold  # no thresholds given: the run's is kept
     # First half: every threshold works, the default 0.5 wins the tie; it fails on the
     # second half (no markers: one merged cell). Second half: only 0.3 and 0.4 work.
     assert chosen in (0.3, 0.4)
@@ -186,13 +188,33 @@ def test_cross_fitting_the_seed_height(tmp_path):
     cfg = distance_config()
     cfg.model.in_channels, cfg.data.patch = 2, 40
     predictor = Predictor(lambda batch: batch, cfg, InferenceOptions(tile=0))
-    chosen, crossed = cross_fit(predictor, val, TUNED["distance"])
+    (_, chosen), crossed = cross_fit(predictor, val, TUNED["distance"])
     assert chosen in (0.05, 0.1, 0.2)  # splits both kinds; 0.3 and above merge the flat ones
     assert crossed.reference == 8
     out, metrics = tune_postprocess(predictor, val, {}, tmp_path / "config.yaml")
-    assert out.postprocess.seed_height == chosen
+    assert out.postprocess.seed_height == chosen and out.train.threshold == 0.5
     assert metrics["postprocess"]["parameter"] == "seed_height"
     assert RunConfig.load(tmp_path / "config.yaml").postprocess.seed_height == chosen
+
+
+def test_threshold_auto_chooses_the_foreground_threshold_with_the_seed_height(tmp_path):
+    """A foreground spread past the cells (0.6 on a 4 px ring around them) grows every
+    cell at 0.5; only a threshold of 0.6 or more gives the cells their own outlines."""
+    labels = touching_discs()
+    spread = cone_prediction(labels)
+    ring = ndimage.binary_dilation(labels > 0, iterations=4) & (labels == 0)
+    spread[..., 0][ring] = 0.6
+    val = [Sample(f"t{i}", spread, labels) for i in range(4)]
+    cfg = distance_config()
+    cfg.model.in_channels, cfg.data.patch = 2, 40
+    cfg.train.threshold = "auto"
+    predictor = Predictor(lambda batch: batch, cfg, InferenceOptions(tile=0))
+    assert predictor.threshold == 0.5  # auto means 0.5 until one is chosen
+    out, metrics = tune_postprocess(predictor, val, {"threshold": 0.5}, tmp_path / "config.yaml")
+    assert out.train.threshold in (0.6, 0.7, 0.8) and metrics["threshold"] == out.train.threshold
+    assert metrics["postprocess"]["threshold"] == out.train.threshold
+    assert metrics["postprocess"]["seg_crossfit"] > 0.9  # each half chose a working pair
+    assert RunConfig.load(tmp_path / "config.yaml").train.threshold == out.train.threshold
 
 
 def test_fit_distance_then_predict_and_evaluate_instances(tmp_path, capsys):

@@ -177,5 +177,5 @@ def test_instance_masks_plan_the_separating_target_that_fit_would_pick():
 
 def test_binary_masks_plan_a_threshold_chosen_on_validation():
     assert derive_plan(replace(BLOBS, instances=False)).config.train.threshold == "auto"
-    plan = derive_plan(BLOBS)  # the distance target tunes its watershed instead
-    assert plan.config.train.threshold == 0.5 and "watershed" in plan.reasons["threshold"]
+    plan = derive_plan(BLOBS)  # the distance target: chosen with its seed height
+    assert plan.config.train.threshold == "auto" and "watershed" in plan.reasons["threshold"]

@@ -14,6 +14,7 @@ from typing import Any
 
 from unet_tf.config import RunConfig
 from unet_tf.data.targets import TARGETS, default_target, multilabel
+from unet_tf.evaluation.tuning import chooses_threshold
 from unet_tf.planning.fingerprint import Fingerprint
 from unet_tf.training.callbacks import VALIDATION_SHARE  # the budget's clock stops at it
 
@@ -111,10 +112,15 @@ def choose_target(fp: Fingerprint, cfg: RunConfig) -> tuple[str, str]:
 
 def choose_threshold(target: str, cfg: RunConfig) -> tuple[float | str, str]:
     """(threshold, reason): the foreground mask's cut, chosen on validation images."""
+    if chooses_threshold(target, "auto"):
+        return "auto", (
+            f"chosen with the {target} target's watershed setting on the validation images "
+            "(best cross-fitted SEG): an under-trained model's foreground spreads past the cells"
+        )
     if target != "binary" or cfg.model.num_classes != 1:
-        return cfg.train.threshold, (
-            f"{cfg.train.threshold}: the {target} target's watershed setting is chosen on the "
-            "validation images instead"
+        return (
+            cfg.train.threshold,
+            f"{cfg.train.threshold}: the {target} target's classes are an arg-max",
         )
     return "auto", (
         "chosen on the validation images (Dice-optimal; the score printed is cross-fitted): "

@@ -29,7 +29,7 @@ from unet_tf.errors import UserError
 from unet_tf.evaluation.provenance import write_training_record
 from unet_tf.evaluation.scoring import evaluate_samples
 from unet_tf.evaluation.threshold import cross_fit_threshold
-from unet_tf.evaluation.tuning import tune_postprocess
+from unet_tf.evaluation.tuning import chooses_threshold, tune_postprocess
 from unet_tf.inference.predictor import Predictor
 from unet_tf.models import build_model
 from unet_tf.models.sm import load_options
@@ -341,13 +341,14 @@ def score_validation(
     report a score no new image can be expected to reach.
     """
     auto = cfg.train.threshold == "auto"
-    if auto and (cfg.model.num_classes != 1 or not val):  # nothing to choose on or with
+    later = chooses_threshold(cfg.data.target, cfg.train.threshold) and val  # tune_postprocess
+    if auto and not later and (cfg.model.num_classes != 1 or not val):  # nothing to choose
         cfg = replace(cfg, train=replace(cfg.train, threshold=0.5))
         cfg.save(run_dir / CONFIG)
     predictor = Predictor(model, cfg)
     if not val:
         return cfg, {"validation": None, "threshold": predictor.threshold}
-    if cfg.train.threshold != "auto":
+    if cfg.train.threshold != "auto" or later:
         scores = evaluate_samples(predictor, val, cfg)
         return cfg, {
             "validation": scores.summary(),
