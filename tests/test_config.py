@@ -75,3 +75,31 @@ def test_run_dir_rules(tmp_path):
     with pytest.raises(UserError, match="not a unet-tf run"), open_run_dir(other, cfg, False):
         pass
     assert (other / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("focal_alpha", 1.5, r"focal_alpha \(--focal-alpha\) must be in \[0, 1\]"),
+        ("focal_gamma", -1.0, r"focal_gamma \(--focal-gamma\) must be 0 or more"),
+        ("logdice_weight", 0.0, r"logdice_weight \(--logdice-weight\) must be positive"),
+    ],
+)
+def test_loss_hyper_parameters_are_range_checked(field, value, message):
+    cfg = RunConfig()
+    setattr(cfg.train, field, value)
+    with pytest.raises(UserError, match=message):
+        cfg.validate()
+
+
+def test_cli_sets_the_alpha_of_focal_logdice(tmp_path, capsys):
+    from conftest import TINY_FIT, run_cli, write_folder_dataset
+
+    data = write_folder_dataset(tmp_path / "data", n=4, size=64)
+    run = tmp_path / "run"
+    args = ["fit", "--data", data, "--loss", "focal-logdice", "--logdice-weight", "2.5"]
+    code, _, err = run_cli(capsys, *args, "--epochs", "1", "--run-dir", run, *TINY_FIT)
+    assert code == 0, err
+    assert RunConfig.load(run / "config.yaml").train.logdice_weight == 2.5
+    code, _, err = run_cli(capsys, *args[:-1], "-1", "--run-dir", tmp_path / "bad", *TINY_FIT)
+    assert code == 2 and "logdice_weight (--logdice-weight) must be positive" in err

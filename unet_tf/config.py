@@ -234,6 +234,12 @@ class RunConfig:
             (self.data.patch is None or self.data.patch >= 8, "patch must be at least 8 pixels"),
             (self.train.batch_size >= 1, "batch_size must be at least 1"),
             (self.train.lr > 0, "lr must be positive"),
+            (0.0 <= self.train.focal_alpha <= 1.0, "focal_alpha (--focal-alpha) must be in [0, 1]"),
+            (
+                self.train.focal_gamma is None or self.train.focal_gamma >= 0,
+                "focal_gamma (--focal-gamma) must be 0 or more",
+            ),
+            (self.train.logdice_weight > 0, "logdice_weight (--logdice-weight) must be positive"),
             (self.model.num_classes >= 1, "num_classes must be at least 1"),
             (
                 self.model.activation in ACTIVATIONS,

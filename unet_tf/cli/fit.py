@@ -185,6 +185,11 @@ def keras_verbosity(quiet: bool) -> int:
 @click.option(
     "--focal-gamma", type=float, help="Focal loss gamma [2 for focal, 0.9 for dice-focal]."
 )
+@click.option(
+    "--logdice-weight",
+    type=float,
+    help="alpha in focal-logdice's alpha * focal - log(Dice) [1].",
+)
 @click.option("--precision", type=choice(PRECISIONS), help="Numeric precision [auto].")
 @click.option(
     "--strategy",
@@ -259,6 +264,7 @@ def fit(config_file, run_dir, overwrite, quiet, all_folds, no_plan, budget, **op
         loss=opts["loss"],
         focal_alpha=opts["focal_alpha"],
         focal_gamma=opts["focal_gamma"],
+        logdice_weight=opts["logdice_weight"],
         precision=opts["precision"],
         strategy=opts["strategy"],
         devices=comma_list(opts["devices"]),
