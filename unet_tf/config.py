@@ -145,6 +145,21 @@ class PostprocessConfig:
     split_touching: bool = False  # binary target: distance-transform watershed
     split_depth: float = 2.0  # px: how much narrower a neck must be to split there
 
+    def checks(self) -> list[tuple[bool, str]]:
+        """(ok, message) per setting; the one home of these ranges, for configs and flags."""
+        return [
+            (
+                0.0 < self.interior_threshold < 1.0,
+                "interior_threshold (--interior-threshold) must be between 0 and 1, e.g. 0.5",
+            ),
+            (
+                0.0 < self.seed_height < 1.0,
+                "seed_height (--seed-height) must be between 0 and 1, e.g. 0.3",
+            ),
+            (self.min_size >= 0, "min_size (--min-size) must be 0 or more pixels"),
+            (self.split_depth > 0, "split_depth must be positive"),
+        ]
+
 
 @dataclass
 class RunConfig:
@@ -296,16 +311,7 @@ class RunConfig:
                 or not self.data.border_weights,
                 "border_weights (--border-weights) need --target binary or boundary",
             ),
-            (
-                0.0 < self.postprocess.interior_threshold < 1.0,
-                "postprocess interior_threshold must be between 0 and 1",
-            ),
-            (
-                0.0 < self.postprocess.seed_height < 1.0,
-                "postprocess seed_height must be between 0 and 1",
-            ),
-            (self.postprocess.min_size >= 0, "postprocess min_size must be at least 0"),
-            (self.postprocess.split_depth > 0, "postprocess split_depth must be positive"),
+            *self.postprocess.checks(),
         ]
         for ok, message in checks:
             if not ok:

@@ -192,6 +192,12 @@ def extreme_aspect_ratio(tmp_path: Path, run: Path) -> Case:
     return Case(fit_args(tmp_path, data), 0, ("im0.png", "80x3 px", "--size 16", "--patch"))
 
 
+def seed_height_out_of_range(tmp_path: Path, run: Path) -> Case:
+    data = write_folder_dataset(tmp_path / "data", n=1)
+    args = ["predict", run, data / "images", "--instances", "--seed-height", "1.5"]
+    return Case([*args, "--out", tmp_path / "out"], 2, ("--seed-height", "between 0 and 1"))
+
+
 CASES = [
     nan_predict,
     nan_evaluate,
@@ -210,6 +216,7 @@ CASES = [
     masks_full,
     mask_threshold_too_high,
     extreme_aspect_ratio,
+    seed_height_out_of_range,
 ]
 
 

@@ -207,12 +207,9 @@ def pop_inference(opts: dict) -> tuple[InferenceOptions, InstanceOptions | None]
         seed_height=opts.pop("seed_height"),
         remove_border=opts.pop("remove_border"),
     )
-    if given.interior_threshold is not None and not 0 < given.interior_threshold < 1:
-        raise UserError("--interior-threshold must be between 0 and 1, e.g. 0.5")
-    if given.seed_height is not None and not 0 < given.seed_height < 1:
-        raise UserError("--seed-height must be between 0 and 1, e.g. 0.3")
-    if given.min_size is not None and given.min_size < 0:
-        raise UserError("--min-size must be 0 or more pixels")
+    for ok, message in given.settings().checks():
+        if not ok:
+            raise UserError(message)
     if given != InstanceOptions() and not instances:
         raise UserError(
             "--min-size, --split-touching, --interior-threshold, --seed-height and "
