@@ -108,3 +108,21 @@ def test_tile_overlap_is_the_given_one_else_the_plans_else_the_default():
     assert run_overlap(planned, 0.1) == 0.1  # --overlap wins
     assert run_overlap(RunConfig(), None) == DEFAULT_OVERLAP == 0.25
     assert run_overlap(RunConfig(plan={"inference": {"resize": 256}}), None) == 0.25
+
+
+def test_a_remembering_network_computes_each_input_once():
+    from unet_tf.inference.predictor import remembering
+
+    calls = []
+
+    def forward(batch):
+        calls.append(batch.shape)
+        return batch * 2
+
+    network = remembering(forward)
+    ones = np.ones((1, 8, 8, 1), np.float32)
+    np.testing.assert_array_equal(network(ones), 2 * ones)
+    np.testing.assert_array_equal(network(ones.copy()), 2 * ones)  # same bytes: remembered
+    network(np.zeros((1, 8, 8, 1), np.float32))
+    network(np.ones((1, 4, 16, 1), np.float32))  # same bytes, other shape: computed
+    assert len(calls) == 3

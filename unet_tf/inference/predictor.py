@@ -18,11 +18,13 @@ with its patch size whenever an image is larger than that patch.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -45,7 +47,9 @@ __all__ = [
     "InferenceOptions",
     "Predictor",
     "binary_mask",
+    "compiled",
     "load_predictor",
+    "remembering",
     "to_mask",
 ]
 
@@ -144,7 +148,7 @@ class Predictor:
                 f"this export only takes {self.fixed_size} px inputs; "
                 f"use --tile {self.fixed_size} or leave --tile out"
             )
-        self._forward = _compiled(network) if isinstance(network, keras.Model) else network
+        self._forward = compiled(network) if isinstance(network, keras.Model) else network
         self._tta_forward = with_tta(self.forward, self.options.tta)
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
@@ -252,7 +256,26 @@ class Predictor:
         return self._tta_forward(image[None].astype(np.float32))[0]
 
 
-def _compiled(model: keras.Model) -> Callable[[np.ndarray], tf.Tensor]:
+def remembering(forward: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], np.ndarray]:
+    """``forward`` that remembers each output by its input batch's bytes.
+
+    After ``fit``, the validation images are predicted for the scores, then again for
+    the post-processing's tuning; remembered, each tile is computed once (on DSB 2018's
+    30 validation images a pass takes about 18 s here).
+    """
+    memo: dict[tuple, np.ndarray] = {}
+
+    def remembered(batch: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(batch, np.float32)
+        key = (batch.shape, hashlib.blake2b(batch.tobytes(), digest_size=16).digest())
+        if key not in memo:
+            memo[key] = np.asarray(forward(batch))
+        return memo[key]
+
+    return remembered
+
+
+def compiled(model: keras.Model) -> Callable[[np.ndarray], tf.Tensor]:
     """One graph for every input size: faster than eager calls, traced once."""
     channels = model.inputs[0].shape[-1]
     spec = tf.TensorSpec([None, None, None, channels], tf.float32)
@@ -325,7 +348,7 @@ class MeanNetwork:
 
     def __init__(self, models: list[keras.Model]):
         self.models = models
-        self._forwards = [_compiled(model) for model in models]
+        self._forwards = [compiled(model) for model in models]
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return np.mean([np.asarray(forward(batch)) for forward in self._forwards], axis=0)

@@ -30,7 +30,7 @@ from unet_tf.evaluation.provenance import write_training_record
 from unet_tf.evaluation.scoring import evaluate_samples
 from unet_tf.evaluation.threshold import cross_fit_threshold
 from unet_tf.evaluation.tuning import chooses_threshold, tune_postprocess
-from unet_tf.inference.predictor import Predictor
+from unet_tf.inference.predictor import Predictor, compiled, remembering
 from unet_tf.models import build_model
 from unet_tf.models.sm import load_options
 from unet_tf.rundir import (
@@ -314,21 +314,25 @@ def finish_run(
     rerun restores the last epoch, trains nothing more and comes straight here.
     """
     best = keras.saving.load_model(run_dir / MODEL, **load_options(cfg.model.backbone))
-    cfg, validation = score_validation(best, cfg, val, run_dir)
+    network = remembering(compiled(best))  # the scores and the tuning predict once
+    cfg, validation = score_validation(network, cfg, val, run_dir)
     metrics = {
         **validation,
         "epochs": cfg.epochs,
         **timing,
         "best_epoch": best_epoch(run_dir / HISTORY, "val_dice" if val else "dice"),
     }
-    cfg, metrics = tune_postprocess(Predictor(best, cfg), val, metrics, run_dir / CONFIG)
+    cfg, metrics = tune_postprocess(Predictor(network, cfg), val, metrics, run_dir / CONFIG)
     atomic_write_text(run_dir / METRICS, json.dumps(metrics, indent=2))
     remove_backup(run_dir / BACKUP)
     return cfg, metrics
 
 
 def score_validation(
-    model: keras.Model, cfg: RunConfig, val: list[Sample], run_dir: Path
+    model: keras.Model | Callable[[np.ndarray], np.ndarray],
+    cfg: RunConfig,
+    val: list[Sample],
+    run_dir: Path,
 ) -> tuple[RunConfig, dict]:
     """metrics.json's validation scores, each labelled with its threshold; the final config.
 
