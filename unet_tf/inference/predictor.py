@@ -256,6 +256,9 @@ class Predictor:
         return self._tta_forward(image[None].astype(np.float32))[0]
 
 
+REMEMBER_BYTES = 2 * 1024**3  # outputs a remembering network keeps, at most
+
+
 def remembering(forward: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], np.ndarray]:
     """``forward`` that remembers each output by its input batch's bytes.
 
@@ -264,13 +267,17 @@ def remembering(forward: Callable[[np.ndarray], Any]) -> Callable[[np.ndarray], 
     30 validation images a pass takes about 18 s here).
     """
     memo: dict[tuple, np.ndarray] = {}
+    held = [0]  # bytes remembered; past REMEMBER_BYTES new outputs are not kept
 
     def remembered(batch: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(batch, np.float32)
         key = (batch.shape, hashlib.blake2b(batch.tobytes(), digest_size=16).digest())
-        if key not in memo:
-            memo[key] = np.asarray(forward(batch))
-        return memo[key]
+        if key in memo:
+            return memo[key]
+        out = np.asarray(forward(batch))
+        if held[0] + out.nbytes <= REMEMBER_BYTES:
+            memo[key], held[0] = out, held[0] + out.nbytes
+        return out
 
     return remembered
 
