@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cv2
-import keras
 import numpy as np
 import tensorflow as tf
 import yaml
@@ -48,7 +47,7 @@ from unet_tf.data.targets import TARGETS
 from unet_tf.errors import UserError, first_line
 from unet_tf.export.common import Verification, check_difference, float32_copy
 from unet_tf.export.onnx import write_onnx
-from unet_tf.export.savedmodel import SavedModelNetwork, serving_function
+from unet_tf.export.savedmodel import SavedModelNetwork, write_archive
 from unet_tf.viz import display_rgb
 
 if TYPE_CHECKING:  # a runtime import would cycle: the predictor opens exports
@@ -237,7 +236,15 @@ def write_bioimageio(predictor: Predictor, out: Path, meta: Path | None = None) 
     with tempfile.TemporaryDirectory(prefix="unet-tf-bioimageio-") as scratch:
         staging = Path(scratch)
         saved = staging / "savedmodel"
-        _write_savedmodel(network, keras_predictor.in_channels, keras_predictor.resize_to, saved)
+        # bioimage.io's TensorFlow runner reads the outputs by name, from float32 only
+        write_archive(
+            network,
+            keras_predictor.in_channels,
+            keras_predictor.resize_to,
+            saved,
+            endpoints={"serve": tf.float32},
+            output_name=OUTPUT_ID,
+        )
         worst, test_input, test_output = _check_savedmodel(keras_predictor, saved, details)
         _zip_folder(saved, staging / WEIGHTS_FILE)
         files = _write_files(keras_predictor, details, staging, test_input, test_output)
@@ -290,19 +297,6 @@ def _onnx_opset(path: Path) -> int:
 
     model = onnx.load(str(path), load_external_data=False)
     return next(int(o.version) for o in model.opset_import if o.domain in ("", "ai.onnx"))
-
-
-def _write_savedmodel(model: keras.Model, channels: int, resize_to: int | None, out: Path) -> None:
-    """The ``--format savedmodel`` endpoints, with ``serve`` returning a named dict."""
-    serve = serving_function(model, resize_to)
-    spec = [tf.TensorSpec([None, None, None, channels], tf.float32)]
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    archive.add_endpoint("serve", lambda x: {OUTPUT_ID: serve(x)}, input_signature=spec)
-    archive.add_endpoint(
-        "network", lambda x: tf.cast(model(x, training=False), tf.float32), input_signature=spec
-    )
-    archive.write_out(str(out), verbose=False)
 
 
 def _check_savedmodel(

@@ -42,23 +42,39 @@ def serving_function(model: keras.Model, resize_to: int | None):
     return serve
 
 
-def write_savedmodel(predictor: Predictor, out: Path) -> Verification:
-    """Write the SavedModel folder ``out``, reload it and compare it with Keras."""
-    model = predictor.network
-    channels = predictor.in_channels
-    serve = serving_function(model, predictor.resize_to)
+# ``serve`` endpoints and the input dtype each takes: raw 8- and 16-bit images too.
+SERVE_ENDPOINTS = {"serve": tf.float32, "serve_uint8": tf.uint8, "serve_uint16": tf.uint16}
+
+
+def write_archive(
+    model: keras.Model,
+    channels: int,
+    resize_to: int | None,
+    out: Path,
+    endpoints: dict[str, tf.DType] = SERVE_ENDPOINTS,
+    output_name: str | None = None,
+) -> None:
+    """The SavedModel folder ``out``: the ``serve`` endpoints (raw images in,
+    probabilities at the input size out; a dict ``{output_name: ...}`` if named) and
+    ``network`` (the bare network, which unet-tf's own loader tiles and resizes)."""
+    serve = serving_function(model, resize_to)
+    served = (lambda x: {output_name: serve(x)}) if output_name else serve
     spec = lambda dtype: [tf.TensorSpec([None, None, None, channels], dtype)]  # noqa: E731
     archive = keras.export.ExportArchive()
     archive.track(model)
-    archive.add_endpoint("serve", serve, input_signature=spec(tf.float32))
-    archive.add_endpoint("serve_uint8", serve, input_signature=spec(tf.uint8))
-    archive.add_endpoint("serve_uint16", serve, input_signature=spec(tf.uint16))
+    for name, dtype in endpoints.items():
+        archive.add_endpoint(name, served, input_signature=spec(dtype))
     archive.add_endpoint(
         "network",
         lambda x: tf.cast(model(x, training=False), tf.float32),
         input_signature=spec(tf.float32),
     )
     archive.write_out(str(out), verbose=False)
+
+
+def write_savedmodel(predictor: Predictor, out: Path) -> Verification:
+    """Write the SavedModel folder ``out``, reload it and compare it with Keras."""
+    write_archive(predictor.network, predictor.in_channels, predictor.resize_to, out)
     return Verification(verify_savedmodel(predictor, out), [])
 
 
