@@ -1,0 +1,208 @@
+"""Issue 13's measurement: today's fixed defaults vs the plan vs the plan with a fold ensemble.
+
+Each dataset in ``../shared/data`` is cut once into a training part and a test part
+(a block of frames or slices kept apart by a gap; for DRIVE four fixed images). Every
+recipe trains on the training part with the same wall-clock ``--budget`` on this machine
+and is scored on the test part, which no recipe trains, validates or tunes on:
+
+- ``defaults``: ``unet-tf fit --no-plan`` (resize to 256 px, 32 filters, batch 4,
+  threshold 0.5; ``--target auto`` as always);
+- ``plan``: ``unet-tf fit`` (the plan: input, depth, width, batch, sampling, loss,
+  augmentation, threshold chosen on the validation images);
+- ``plan + folds``: ``unet-tf fit --folds 3 --all-folds``; the budget covers all three
+  folds, and ``evaluate`` averages their probabilities at the out-of-fold threshold.
+
+Scores: ``unet-tf evaluate RUN --data TEST`` (DRIVE inside the field of view; CTC SEG on
+the cells with ``--instances``). Dice is pooled over the test images (F1 for DRIVE), AUC
+where the evaluation computes it. With ``--seeds N`` each cell is mean ± sd of N seeds.
+Each run is a folder under ``--out``; finished runs are skipped, an interrupted one
+resumes, so rerunning the command continues the grid.
+
+    nice -n 19 flock /tmp/unet-heavy.lock .venv/bin/python experiments/recipes.py \\
+        --budget 5m --dataset drive --dataset hela
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    label: str
+    source: Path
+    train: range  # the first number in each file's name (frame, slice or image number)
+    test: range
+    instances: bool  # cells labelled one by one: score SEG too
+
+
+DATASETS = {
+    "drive": Dataset(
+        "DRIVE (FOV)", SHARED / "drive" / "training", range(21, 37), range(37, 41), False
+    ),
+    "hela": Dataset(
+        "CTC DIC-HeLa 01 (silver)",
+        SHARED / "ctc" / "DIC-C2DH-HeLa",
+        range(0, 47),
+        range(50, 60),
+        True,
+    ),
+    "u373": Dataset(
+        "CTC PhC-U373 01 (gold, else silver)",
+        SHARED / "ctc" / "PhC-C2DH-U373",
+        range(0, 92),
+        range(95, 115),
+        True,
+    ),
+    "isbi": Dataset("ISBI 2012 EM", SHARED / "isbi2012-em", range(0, 14), range(16, 20), False),
+}
+RECIPES = {
+    "defaults": ["--no-plan"],
+    "plan": [],
+    "plan + folds": ["--folds", "3", "--all-folds"],
+}
+NUMBER = re.compile(r"(\d+)")
+
+
+def subset(source: Path, target: Path, numbers: range) -> Path:
+    """``source``'s folder tree with symlinks to the files whose first number is in ``numbers``."""
+    for path in sorted(source.rglob("*")):
+        match = NUMBER.search(path.name)
+        if not path.is_file() or match is None or int(match.group(1)) not in numbers:
+            continue
+        link = target / path.relative_to(source)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        if not link.exists():
+            link.symlink_to(path)
+    return target
+
+
+def unet_tf(*args: str) -> None:
+    print("$ unet-tf", shlex.join(args), flush=True)
+    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"}
+    subprocess.run([sys.executable, "-m", "unet_tf.cli", *args], check=True, cwd=ROOT, env=env)
+
+
+def run_one(out: Path, name: str, data: Dataset, recipe: str, budget: str, seed: int) -> None:
+    """Train one recipe (unless finished) and score it on the test part (a JSON beside it)."""
+    parts = out / "data" / name
+    train = subset(data.source, parts / "train", data.train)
+    test = subset(data.source, parts / "test", data.test)
+    slug = recipe.replace(" + ", "-")
+    run_dir = out / f"{name}-{slug}-s{seed}"
+    finished = run_dir / ("ensemble.json" if "--all-folds" in RECIPES[recipe] else "metrics.json")
+    if not finished.exists():
+        unet_tf(
+            "fit", "--data", str(train), "--budget", budget, "--seed", str(seed), "--quiet",
+            *RECIPES[recipe], "--run-dir", str(run_dir),
+        )  # fmt: skip
+    scores = out / f"{name}-{slug}-s{seed}.json"
+    if not scores.exists():
+        extra = ["--instances"] if data.instances else []
+        unet_tf("evaluate", str(run_dir), "--data", str(test), *extra, "--json", str(scores))
+
+
+def cell(results: list[dict], instances: bool) -> str:
+    if not results:
+        return "not run"
+
+    def stat(values: list[float]) -> str:
+        if len(values) == 1:
+            return f"{values[0]:.3f}"
+        return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+    dice = stat([r["dataset"]["dice"] for r in results])
+    parts = [f"**{dice}** ({len(results)})"]
+    aucs = [r["dataset"].get("auc") for r in results]
+    if all(a is not None for a in aucs):
+        parts.append(f"AUC {stat(aucs)}")
+    if instances:
+        parts.append(f"SEG {stat([r['dataset']['seg'] for r in results])}")
+    return parts[0] + "<br>" + " · ".join(parts[1:]) if len(parts) > 1 else parts[0]
+
+
+def machine() -> str:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        "unknown CPU",
+    )
+    return f"{model}, {os.cpu_count()} logical cores, no GPU"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "runs" / "recipes")
+    parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "recipes.md")
+    parser.add_argument("--budget", default="5m", help="wall-clock training budget per recipe")
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--dataset", action="append", choices=sorted(DATASETS))
+    parser.add_argument("--recipe", action="append", choices=list(RECIPES))
+    args = parser.parse_args()
+    out = args.out.resolve() / args.budget
+    chosen = args.dataset or list(DATASETS)
+    for name in chosen:
+        for recipe in args.recipe or list(RECIPES):
+            for seed in range(args.seeds):
+                run_one(out, name, DATASETS[name], recipe, args.budget, seed)
+    # every finished result in the folder, so the doc keeps what earlier commands measured
+    table = {
+        (name, recipe): [
+            json.loads(p.read_text())
+            for p in sorted(out.glob(f"{name}-{recipe.replace(' + ', '-')}-s*.json"))
+        ]
+        for name in DATASETS
+        for recipe in RECIPES
+    }
+    lines = [
+        "| recipe | " + " | ".join(d.label for d in DATASETS.values()) + " |",
+        "|---|" + "---|" * len(DATASETS),
+    ]
+    for recipe in RECIPES:
+        cells = [cell(table[(n, recipe)], d.instances) for n, d in DATASETS.items()]
+        lines.append(f"| {recipe} | " + " | ".join(cells) + " |")
+    command = f"experiments/recipes.py --budget {args.budget} --seeds {args.seeds}"
+    doc = "\n".join(
+        [
+            "# Defaults vs the plan vs the plan with a fold ensemble, at the same budget",
+            "",
+            f"Generated by `{command}` on {datetime.date.today()}; machine: {machine()}.",
+            "Each recipe trained for the same wall-clock budget "
+            f"({args.budget}, the whole ensemble for `plan + folds`) on the training part "
+            "and was scored on a test part no recipe saw (see the script's docstring for "
+            "the parts). Cells: test Dice pooled over the test images (F1 for DRIVE, inside "
+            "its field of view), mean ± sd over seeds (count); AUC where computed; CTC SEG "
+            'pooled over the labelled cells. "not run": no finished run, never an estimate.',
+            "",
+            *lines,
+            "",
+            "Test parts: DRIVE images 37-40 (train 21-36); CTC HeLa frames t050-t059 (train "
+            "t000-t046); U373 frames t095-t114 (train t000-t091); ISBI slices 16-19 (train "
+            "0-13).",
+            "",
+        ]
+    )
+    partial = args.doc.with_name(f".{args.doc.name}.partial")
+    partial.write_text(doc)
+    os.replace(partial, args.doc)  # atomic: a killed run never leaves half a doc
+    print(doc)
+
+
+if __name__ == "__main__":
+    main()
