@@ -25,6 +25,7 @@ resumes, so rerunning the command continues the grid.
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime
 import json
 import os
@@ -47,6 +48,7 @@ class Dataset:
     train: range  # the first number in each file's name (frame, slice or image number)
     test: range
     instances: bool  # cells labelled one by one: score SEG too
+    reach: float = 0.9  # the validation Dice whose time to reach is reported
 
 
 DATASETS = {
@@ -115,6 +117,26 @@ def run_one(out: Path, name: str, data: Dataset, recipe: str, budget: str, seed:
         unet_tf("evaluate", str(run_dir), "--data", str(test), *extra, "--json", str(scores))
 
 
+def time_to(run_dir: Path, dice: float) -> str:
+    """Training seconds (validation included) until the epoch's validation Dice reached ``dice``.
+
+    The Dice is Keras' per-epoch validation metric at threshold 0.5 (``val_dice`` in
+    ``history.csv``), not the test score; the seconds are the history's ``seconds``.
+    """
+    history = run_dir / "history.csv"
+    if not history.exists():
+        return "not run"
+    rows = list(csv.DictReader(history.open()))
+    if not rows or "seconds" not in rows[0]:
+        return "no timing"
+    for row in rows:
+        if row.get("val_dice") and float(row["val_dice"]) >= dice:
+            return f"{float(row['seconds']):.0f} s (epoch {row['epoch']})"
+    return (
+        f"not reached ({float(rows[-1]['val_dice']):.3f} after {float(rows[-1]['seconds']):.0f} s)"
+    )
+
+
 def cell(results: list[dict], instances: bool) -> str:
     if not results:
         return "not run"
@@ -177,6 +199,15 @@ def main() -> None:
     for recipe in RECIPES:
         cells = [cell(table[(n, recipe)], d.instances) for n, d in DATASETS.items()]
         lines.append(f"| {recipe} | " + " | ".join(cells) + " |")
+    reach = [
+        "| recipe | "
+        + " | ".join(f"{d.label}: Dice {d.reach:.2f}" for d in DATASETS.values())
+        + " |",
+        "|---|" + "---|" * len(DATASETS),
+    ]
+    for recipe in ("defaults", "plan"):
+        cells = [time_to(out / f"{n}-{recipe}-s0", d.reach) for n, d in DATASETS.items()]
+        reach.append(f"| {recipe} | " + " | ".join(cells) + " |")
     command = f"experiments/recipes.py --budget {args.budget} --seeds {args.seeds}"
     doc = "\n".join(
         [
@@ -191,6 +222,15 @@ def main() -> None:
             'pooled over the labelled cells. "not run": no finished run, never an estimate.',
             "",
             *lines,
+            "",
+            "## Time to accuracy",
+            "",
+            "Seconds of training (wall clock on this machine, validation included; seed 0) "
+            "until the per-epoch validation Dice (Keras' metric at threshold 0.5 on the "
+            "run's validation images, `val_dice` in `history.csv`) first reached the "
+            "column's value. CPU-minutes are at most twice these seconds / 60 (2 cores).",
+            "",
+            *reach,
             "",
             "Test parts: DRIVE images 37-40 (train 21-36); CTC HeLa frames t050-t059 (train "
             "t000-t046); U373 frames t095-t114 (train t000-t091); ISBI slices 16-19 (train "

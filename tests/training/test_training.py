@@ -71,6 +71,9 @@ def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, tiny_config, monk
     assert result.resumed
     assert [r["epoch"] for r in read_history(run_dir)] == ["1", "2", "3", "4"]
     assert (run_dir / "metrics.json").exists()
+    # time to accuracy reads the training seconds, counted on across the resume
+    seconds = [float(r["seconds"]) for r in read_history(run_dir)]
+    assert seconds[0] > 0 and seconds == sorted(set(seconds))
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, tiny_config):

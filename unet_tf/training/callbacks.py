@@ -98,6 +98,27 @@ class StepSchedule(keras.callbacks.Callback):
             logs["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
 
 
+class EpochClock(keras.callbacks.Callback):
+    """Log ``seconds``: wall-clock seconds of training, validation included, at each epoch's end.
+
+    It goes into ``history.csv`` and TensorBoard, so the time a run took to reach a
+    score (time to accuracy) can be read from its history. ``before`` is what earlier
+    sessions of a resumed run (or earlier phases) spent, from the history's last row.
+    """
+
+    def __init__(self, before: float = 0.0):
+        super().__init__()
+        self.before = before
+        self.started: float | None = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if logs is not None and self.started is not None:
+            logs["seconds"] = round(self.before + time.perf_counter() - self.started, 1)
+
+
 class BudgetClock(keras.callbacks.Callback):
     """Stop training at the end of the batch that spends the budget's training share.
 

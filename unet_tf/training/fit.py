@@ -62,6 +62,7 @@ from unet_tf.runtime.xla import use_xla
 from unet_tf.training.callbacks import (
     VALIDATION_SHARE,
     BudgetClock,
+    EpochClock,
     EpochTensorBoard,
     PredictionImages,
     lr_schedule,
@@ -386,9 +387,9 @@ def make_callbacks(
 ) -> list:
     """The run's callbacks, in the order their files must be written at an epoch's end.
 
-    The LR schedule first (it logs ``learning_rate``), then a budget's clock, the history
-    row, the models, and last the backup that commits the epoch (see
-    ``unet_tf.training.checkpoints``), which records the clock.
+    The LR schedule first (it logs ``learning_rate``), then a budget's clock, the epoch
+    clock (it logs ``seconds``), the history row, the models, and last the backup that
+    commits the epoch (see ``unet_tf.training.checkpoints``), which records the clock.
     """
     monitor = "val_dice" if val_items else "dice"
     phase = phase or training_phases(cfg)[-1]
@@ -399,7 +400,9 @@ def make_callbacks(
         callbacks.append(schedule)
     if clock is not None:
         callbacks.append(clock)
+    earlier = [row for row in read_rows(run_dir / HISTORY) if int(row["epoch"]) <= start]
     callbacks += [
+        EpochClock(float(earlier[-1].get("seconds") or 0.0) if earlier else 0.0),
         HistoryFile(run_dir / HISTORY, start),
         SaveModel(run_dir / MODEL, monitor, previous_best(run_dir / HISTORY, monitor, start)),
         SaveModel(run_dir / CHECKPOINTS / "last.weights.h5"),
