@@ -9,7 +9,7 @@ over-strong deformation or a bad crop is obvious at a glance.
 
 from __future__ import annotations
 
-import copy
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -52,9 +52,8 @@ def preview_grid(cfg: RunConfig, rows: int = 4, cols: int = 6) -> np.ndarray:
     lines = []
     for row, index in enumerate(picks.astype(int)):
         item = prepare([samples[index]], cfg, cfg.resize_to)[0]
-        draw_cfg = copy.deepcopy(cfg)
-        draw_cfg.train.batch_size = cols - 1
-        draw_cfg.train.seed = cfg.train.seed + row
+        draws = replace(cfg.train, batch_size=cols - 1, seed=cfg.train.seed + row)
+        draw_cfg = replace(cfg, train=draws)  # each row its own draws of the augmentation
         batch = next(iter(make_dataset([item], draw_cfg, training=True)))
         images, targets = batch[0].numpy(), batch[1].numpy()
         weights = batch[2].numpy() if len(batch) > 2 else [None] * len(images)
