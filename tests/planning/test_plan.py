@@ -179,3 +179,11 @@ def test_binary_masks_plan_a_threshold_chosen_on_validation():
     assert derive_plan(replace(BLOBS, instances=False)).config.train.threshold == "auto"
     plan = derive_plan(BLOBS)  # the distance target: chosen with its seed height
     assert plan.config.train.threshold == "auto" and "watershed" in plan.reasons["threshold"]
+
+
+def test_without_a_budget_slow_validation_gets_fewer_longer_epochs_of_the_same_steps():
+    from unet_tf.planning.rules import same_steps_epochs
+
+    # 40 x 10 steps of 1 s with an 18 s validation: 72-step epochs, 400 / 72 -> 6 epochs
+    assert same_steps_epochs(40, 10, 1.0, 18.0) == (6, 72)
+    assert same_steps_epochs(40, 10, 1.0, 2.0) == (40, 10)  # 2 s of 12: kept

@@ -130,3 +130,28 @@ def test_the_python_api_plans_too_and_keeps_its_keywords(tmp_path):
     cfg = result.config
     assert (cfg.data.patch, cfg.train.batch_size, cfg.model.base_filters) == (64, 16, 4)
     assert cfg.plan["given"] == ["data.steps_per_epoch", "model.base_filters", "train.epochs"]
+
+
+def test_slow_validation_lengthens_a_planned_runs_epochs():
+    from unet_tf.planning.recipe import _epochs_for_validation
+
+    cfg = RunConfig(plan={"reasons": {"epochs": "10 steps per epoch"}})
+    cfg = replace(cfg, data=replace(cfg.data, patch=96, steps_per_epoch=10))
+    lines: list[str] = []
+    out = _epochs_for_validation(cfg, lambda c: 1.0, lambda c: 18.0, lines.append)
+    assert (out.train.epochs, out.data.steps_per_epoch) == (6, 72)  # 40 x 10 -> 6 x 72
+    assert "6 epochs x 72 steps" in lines[0] and out.plan["reasons"]["epochs"] in lines[0]
+    assert cfg.data.steps_per_epoch == 10  # the given config is not written into
+
+    from unet_tf.data.sample import Sample
+    from unet_tf.planning.recipe import _validation_may_be_slow
+
+    def images(side: int, n: int) -> list[Sample]:
+        return [Sample(f"v{i}", np.zeros((side, side, 1), np.uint8), None) for i in range(n)]
+
+    # an epoch: 10 steps x 4 x 96^2 = 368,640 px; timing pays above a quarter of it
+    assert _validation_may_be_slow(cfg, images(1024, 1))
+    assert not _validation_may_be_slow(cfg, images(64, 4))
+    assert not _validation_may_be_slow(
+        replace(cfg, data=replace(cfg.data, patch=None)), images(1024, 1)
+    )

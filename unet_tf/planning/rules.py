@@ -215,6 +215,25 @@ def choose_steps(
     )
 
 
+def lengthened(per_epoch: int, seconds_per_step: float, validation_seconds: float) -> int:
+    """Steps per epoch, at least ``per_epoch``, for validation to take at most
+    :data:`EPOCH_VALIDATION_SHARE` of an epoch."""
+    share = EPOCH_VALIDATION_SHARE
+    needed = math.ceil(validation_seconds * (1 - share) / share / seconds_per_step)
+    return max(per_epoch, needed)
+
+
+def same_steps_epochs(
+    epochs: int, per_epoch: int, seconds_per_step: float, validation_seconds: float
+) -> tuple[int, int]:
+    """(epochs, steps per epoch) without a budget: about the same steps in all, in epochs
+    long enough that validation takes at most :data:`EPOCH_VALIDATION_SHARE` of each."""
+    longer = lengthened(per_epoch, seconds_per_step, validation_seconds)
+    if longer == per_epoch:
+        return epochs, per_epoch
+    return max(1, round(epochs * per_epoch / longer)), longer
+
+
 def budget_epochs(
     budget_seconds: float,
     seconds_per_step: float,
@@ -233,9 +252,7 @@ def budget_epochs(
     an epoch longer than the whole budget is shortened to the steps that fit.
     """
     usable = budget_seconds * (1 - VALIDATION_SHARE) - overhead
-    share = EPOCH_VALIDATION_SHARE
-    needed = math.ceil(validation_seconds * (1 - share) / share / seconds_per_step)
-    per_epoch = max(per_epoch, needed)
+    per_epoch = lengthened(per_epoch, seconds_per_step, validation_seconds)
     epochs = int(usable / (per_epoch * seconds_per_step + validation_seconds))
     if epochs >= 1:
         return epochs, per_epoch
