@@ -139,6 +139,8 @@ class PostprocessConfig:
     # distance target: seeds are maxima of the predicted distance map (each cell's peak is 1)
     # standing at least this much above the saddle to any higher neighbouring maximum
     seed_height: float = 0.3
+    # distance target: objects whose predicted map never rises to this are fragments
+    min_peak: float = 0.3
     min_size: int = 0  # px: smaller objects are removed
     fill_holes: bool = True
     remove_border: bool = False  # drop objects touching the image's edge
@@ -156,6 +158,7 @@ class PostprocessConfig:
                 0.0 < self.seed_height < 1.0,
                 "seed_height (--seed-height) must be between 0 and 1, e.g. 0.3",
             ),
+            (0.0 <= self.min_peak < 1.0, "min_peak must be in [0, 1)"),
             (self.min_size >= 0, "min_size (--min-size) must be 0 or more pixels"),
             (self.split_depth > 0, "split_depth must be positive"),
         ]
