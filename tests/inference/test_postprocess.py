@@ -98,9 +98,9 @@ def test_cross_fitting_chooses_on_one_half_and_scores_the_other(tmp_path):
     # First half: every threshold works, the default 0.5 wins the tie; it fails on the
     # second half (no markers: one merged cell). Second half: only 0.3 and 0.4 work.
     assert chosen in (0.3, 0.4)
-    assert crossed.reference == 8
+    assert crossed.seg.reference == 8
     merged = seg_measure(labels, np.where(labels > 0, 1, 0)).jaccards
-    assert crossed.score == pytest.approx((4 + 2 * merged.sum()) / 8)
+    assert crossed.seg.score == pytest.approx((4 + 2 * merged.sum()) / 8)
     cfg, metrics = tune_postprocess(predictor, val, {"epochs": 1}, tmp_path / "config.yaml")
     assert cfg.postprocess.interior_threshold == chosen
     assert RunConfig.load(tmp_path / "config.yaml").postprocess.interior_threshold == chosen
@@ -207,7 +207,7 @@ def test_cross_fitting_the_seed_height(tmp_path):
     predictor = Predictor(lambda batch: batch, cfg, InferenceOptions(tile=0))
     (_, chosen), crossed = cross_fit(predictor, val, TUNED["distance"])
     assert chosen in (0.05, 0.1, 0.2)  # splits both kinds; 0.3 and above merge the flat ones
-    assert crossed.reference == 8
+    assert crossed.seg.reference == 8
     out, metrics = tune_postprocess(predictor, val, {}, tmp_path / "config.yaml")
     assert out.postprocess.seed_height == chosen and out.train.threshold == 0.5
     assert metrics["postprocess"]["parameter"] == "seed_height"
@@ -231,6 +231,9 @@ def test_threshold_auto_chooses_the_foreground_threshold_with_the_seed_height(tm
     assert out.train.threshold in (0.6, 0.7, 0.8) and metrics["threshold"] == out.train.threshold
     assert metrics["postprocess"]["threshold"] == out.train.threshold
     assert metrics["postprocess"]["seg_crossfit"] > 0.9  # each half chose a working pair
+    assert (
+        metrics["postprocess"]["objective"] == "pq" and metrics["postprocess"]["pq_crossfit"] > 0.8
+    )
     assert RunConfig.load(tmp_path / "config.yaml").train.threshold == out.train.threshold
 
 
@@ -262,3 +265,18 @@ def test_fit_distance_then_predict_and_evaluate_instances(tmp_path, capsys):
     assert code == 0, err
     scores = json.loads((tmp_path / "scores.json").read_text())
     assert 0 <= scores["mean"]["seg"] <= 1 and 0 <= scores["mean"]["dice"] <= 1
+
+
+def test_the_choice_counts_spurious_cells_which_seg_does_not():
+    """Two settings cover every cell equally well (same SEG); one also predicts specks.
+    PQ, the tuning's objective, prefers the clean one; SEG could not tell them apart."""
+    from unet_tf.evaluation.objects import object_scores
+    from unet_tf.evaluation.tuning import _best
+
+    labels = touching_discs()
+    specks = labels.copy()
+    specks[0:3, 0:3], specks[36:39, 36:39] = 3, 4  # two objects no cell matches
+    clean, noisy = object_scores(labels, labels), object_scores(labels, specks)
+    assert clean.seg.score == noisy.seg.score == 1.0
+    table = {(0.5, 0.3): [noisy, noisy], (0.5, 0.4): [clean, clean]}
+    assert _best(table, range(2), default=(0.5, 0.3)) == (0.5, 0.4)
