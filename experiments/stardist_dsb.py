@@ -31,7 +31,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -79,27 +78,6 @@ def score(split: Path, labels_of: dict[str, Path]) -> dict[str, float]:
     return {**total.scores(), **total.counts(), "dice": 2 * inter / sizes}
 
 
-def retune(run_dir: Path, val: Path) -> None:
-    """``fit``'s post-processing choice, made again for a finished run with today's code."""
-    import keras
-
-    from unet_tf.atomic import atomic_write_text
-    from unet_tf.config import RunConfig
-    from unet_tf.data.formats.registry import read_dataset
-    from unet_tf.evaluation.tuning import tune_postprocess
-    from unet_tf.inference.predictor import Predictor
-    from unet_tf.rundir import CONFIG, METRICS, MODEL
-
-    cfg = RunConfig.load(run_dir / CONFIG)
-    cfg = replace(cfg, train=replace(cfg.train, threshold="auto"))  # chosen again, jointly
-    model = keras.saving.load_model(run_dir / MODEL)
-    metrics = json.loads((run_dir / METRICS).read_text())
-    samples = read_dataset(val, cfg.data)
-    cfg, metrics = tune_postprocess(Predictor(model, cfg), samples, metrics, run_dir / CONFIG)
-    atomic_write_text(run_dir / METRICS, json.dumps(metrics, indent=2))
-    print(f"retuned {run_dir}: {metrics['postprocess']}")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "stardist-dsb")
@@ -118,7 +96,9 @@ def main() -> None:
     out = args.out.resolve()
     split = lay_out_split(out, args.seed)
     if args.retune:
-        retune(out / "unet", split / "val")
+        from unet_tf.evaluation.tuning import retune
+
+        retune(out / "unet", read_dsb(split / "val"))
         shutil.rmtree(out / "unet-test", ignore_errors=True)  # this script's own output
 
     unet_run = out / "unet"

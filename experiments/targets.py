@@ -45,6 +45,7 @@ from unet_tf.atomic import atomic_path
 from unet_tf.config import DataConfig
 from unet_tf.data.formats.ctc import read_ctc
 from unet_tf.evaluation.objects import reference_instances, seg_measure
+from unet_tf.evaluation.tuning import TUNED, retune
 from unet_tf.inference.postprocess import InstanceOptions, label_cells
 from unet_tf.inference.predictor import load_predictor
 from unet_tf.viz import contrast_stretch
@@ -142,10 +143,23 @@ def main() -> None:
     parser.add_argument(
         "--only", action="append", choices=sorted(SCORED), help="score only these rows"
     )
+    parser.add_argument(
+        "--retune",
+        action="store_true",
+        help="choose the finished runs' post-processing again on the validation block "
+        "(after a post-processing change; nothing is retrained) and score the test again",
+    )
     args = parser.parse_args()
     out = args.out.resolve()
     recipe = ["--budget", args.budget] if args.budget else BUDGET
     data = {name: block(out, name, frames) for name, frames in BLOCKS.items()}
+    if args.retune:
+        val = read_ctc(data["val"], DataConfig(annotations="st"))
+        for name, (target, _) in SCORED.items():
+            run_dir = out / f"run-{target}"
+            if target in TUNED and (run_dir / "metrics.json").exists():
+                retune(run_dir, val)
+                (out / f"test-{name.replace(' ', '')}.json").unlink(missing_ok=True)  # ours
     rows = []
     for name, (target, extra) in SCORED.items():
         if args.only and name not in args.only:

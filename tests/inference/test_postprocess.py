@@ -266,6 +266,22 @@ def test_fit_distance_then_predict_and_evaluate_instances(tmp_path, capsys):
     scores = json.loads((tmp_path / "scores.json").read_text())
     assert 0 <= scores["mean"]["seg"] <= 1 and 0 <= scores["mean"]["dice"] <= 1
 
+    # Chosen again on other annotated frames (after a post-processing change, say):
+    # config.yaml and metrics.json are rewritten, the network is not retrained.
+    from unet_tf.data.formats.registry import read_dataset
+    from unet_tf.evaluation.tuning import retune
+
+    before = (run_dir / "model.keras").stat().st_mtime_ns
+    frames = read_dataset(data, cfg.data)[:4]
+    again = retune(run_dir, frames, log=lambda _: None)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["postprocess"]["objective"] == "pq"
+    assert metrics["postprocess"]["objects"]["reference"] == sum(
+        len(np.unique(f.mask)) - 1 for f in frames
+    )
+    assert RunConfig.load(run_dir / "config.yaml").postprocess == again.postprocess
+    assert (run_dir / "model.keras").stat().st_mtime_ns == before
+
 
 def test_the_choice_counts_spurious_cells_which_seg_does_not():
     """Two settings cover every cell equally well (same SEG); one also predicts specks.

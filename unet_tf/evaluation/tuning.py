@@ -21,16 +21,20 @@ chosen with its seed height, on the same grid and with the same cross-fitting.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from unet_tf.atomic import atomic_write_text
 from unet_tf.config import PostprocessConfig, RunConfig
 from unet_tf.data.sample import Sample
 from unet_tf.evaluation.objects import ObjectScores, object_scores, reference_instances
 from unet_tf.inference.postprocess import InstanceOptions, label_cells
-from unet_tf.inference.predictor import Predictor
+from unet_tf.inference.predictor import Predictor, load_predictor
+from unet_tf.rundir import CONFIG, METRICS
 
 
 @dataclass(frozen=True)
@@ -166,3 +170,25 @@ def tune_postprocess(
         summary["threshold_candidates"] = list(FOREGROUND_THRESHOLDS)
         metrics = {**metrics, "threshold": threshold}
     return cfg, {**metrics, "postprocess": summary}
+
+
+def retune(run_dir: Path, val: list[Sample], log: Callable[[str], None] = print) -> RunConfig:
+    """Choose a finished run's post-processing again, as ``fit`` does at its end.
+
+    For a run trained before the post-processing changed, or to choose on other
+    annotated images: the network is not retrained. A run whose threshold was chosen
+    on validation (``auto`` in the plan) chooses it again with the watershed setting.
+    ``config.yaml`` and ``metrics.json`` (its ``postprocess`` entry and ``threshold``) are
+    rewritten, each atomically.
+    """
+    predictor = load_predictor(run_dir)
+    cfg = predictor.cfg
+    metrics = json.loads((run_dir / METRICS).read_text())
+    if metrics.get("postprocess", {}).get("threshold") is not None:
+        cfg = replace(cfg, train=replace(cfg.train, threshold="auto"))
+    cfg, metrics = tune_postprocess(
+        Predictor(predictor.network, cfg), val, metrics, run_dir / CONFIG
+    )
+    atomic_write_text(run_dir / METRICS, json.dumps(metrics, indent=2))
+    log(f"post-processing of {run_dir} chosen again: {metrics.get('postprocess')}")
+    return cfg
