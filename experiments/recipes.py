@@ -53,7 +53,7 @@ class Dataset:
 
 DATASETS = {
     "drive": Dataset(
-        "DRIVE (FOV)", SHARED / "drive" / "training", range(21, 37), range(37, 41), False
+        "DRIVE (FOV)", SHARED / "drive" / "training", range(21, 37), range(37, 41), False, 0.8
     ),
     "hela": Dataset(
         "CTC DIC-HeLa 01 (silver)",
