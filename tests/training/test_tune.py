@@ -62,4 +62,17 @@ def test_tune_needs_validation_images(tmp_path, tiny_config):
     base = tiny_config(tmp_path)
     base.data.val_split = 0.0
     with pytest.raises(UserError, match="validation"):
-        tune(base, tmp_path / "run", max_trials=1)
+        tune(base, tmp_path / "run", max_trials=1, tuner="random")
+
+
+def test_the_bayesian_tuner_without_scikit_learn_is_one_line(tmp_path, tiny_config, monkeypatch):
+    """KerasTuner's Bayesian oracle imports scikit-learn only when it is built: without
+    it the default tuner crashed with an ImportError traceback."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "sklearn" else real(name, *a)
+    )
+    with pytest.raises(UserError, match=r"--tuner bayesian needs scikit-learn.*--tuner random"):
+        tune(tiny_config(tmp_path), tmp_path / "run", max_trials=1, tuner="bayesian")

@@ -16,6 +16,7 @@ so far) and ``best.yaml``, the best trial's config, which ``fit --config`` accep
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import shutil
 import time
@@ -133,6 +134,11 @@ def tune(
     kt = _kt()
     if tuner not in TUNERS:
         raise UserError(f"unknown tuner {tuner!r} (--tuner); choose one of {', '.join(TUNERS)}")
+    if tuner == "bayesian" and importlib.util.find_spec("sklearn") is None:
+        raise UserError(
+            "--tuner bayesian needs scikit-learn (KerasTuner's Gaussian process): "
+            'pip install "unet-tf[tune]", or search with --tuner random'
+        )
     if max_trials < 1:
         raise UserError("--max-trials must be at least 1")
     if base.data.val is None and base.data.val_split == 0:
