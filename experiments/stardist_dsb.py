@@ -28,7 +28,6 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -99,7 +98,6 @@ def main() -> None:
         from unet_tf.evaluation.tuning import retune
 
         retune(out / "unet", read_dsb(split / "val"))
-        shutil.rmtree(out / "unet-test", ignore_errors=True)  # this script's own output
 
     unet_run = out / "unet"
     if not (unet_run / "metrics.json").exists():
@@ -110,10 +108,11 @@ def main() -> None:
             str(unet_run),
         ])  # fmt: skip
     unet_pred = out / "unet-test"
-    if not unet_pred.exists():
+    if args.retune or not unet_pred.exists():
         run([
             sys.executable, "-m", "unet_tf.cli", "predict", str(unet_run), str(split / "test"),
             "--instances", "--quiet", "--out", str(unet_pred),
+            *(["--overwrite"] if args.retune else []),  # predict replaces its own files
         ])  # fmt: skip
     stardist_run = out / "stardist"
     if not (stardist_run / "stardist.json").exists():

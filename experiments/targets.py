@@ -153,13 +153,13 @@ def main() -> None:
     out = args.out.resolve()
     recipe = ["--budget", args.budget] if args.budget else BUDGET
     data = {name: block(out, name, frames) for name, frames in BLOCKS.items()}
+    retuned = set()  # targets whose test scores are stale: evaluate replaces them
     if args.retune:
         val = read_ctc(data["val"], DataConfig(annotations="st"))
-        for name, (target, _) in SCORED.items():
-            run_dir = out / f"run-{target}"
-            if target in TUNED and (run_dir / "metrics.json").exists():
-                retune(run_dir, val)
-                (out / f"test-{name.replace(' ', '')}.json").unlink(missing_ok=True)  # ours
+        for target in {target for target, _ in SCORED.values()} & set(TUNED):
+            if (out / f"run-{target}" / "metrics.json").exists():
+                retune(out / f"run-{target}", val)
+                retuned.add(target)
     rows = []
     for name, (target, extra) in SCORED.items():
         if args.only and name not in args.only:
@@ -171,10 +171,10 @@ def main() -> None:
                 "--target", target, *recipe, "--seed", "0", "--quiet", "--run-dir", str(run_dir),
             ])  # fmt: skip
         scores = out / f"test-{name.replace(' ', '')}.json"
-        if not scores.exists():
+        if target in retuned or not scores.exists():
             run([
                 "evaluate", str(run_dir), "--data", str(data["test"]), "--instances", *extra,
-                "--json", str(scores),
+                "--json", str(scores), *(["--overwrite"] if target in retuned else []),
             ])  # fmt: skip
         result = json.loads(scores.read_text())
         metrics = json.loads((run_dir / "metrics.json").read_text())
