@@ -29,6 +29,7 @@ STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 JIT_COMPILE = ("auto", "on", "off")
 ANNOTATIONS = ("gt", "st", "gt+st")  # Cell Tracking Challenge gold, silver, gold else silver
 TARGET_AUTO = "auto"  # resolved from the training masks (unet_tf.training.resolve)
+AUTO_THRESHOLD_UNTIL_CHOSEN = 0.5  # what --threshold auto applies until one is chosen
 ACTIVATIONS = ("auto", "sigmoid", "softmax")  # the output head (ModelConfig.activation)
 SPLITS = ("auto", "random", "blocked")  # how validation frames are held out of --data
 

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from unet_tf.atomic import atomic_write_text
-from unet_tf.config import PostprocessConfig, RunConfig
+from unet_tf.config import AUTO_THRESHOLD_UNTIL_CHOSEN, PostprocessConfig, RunConfig
 from unet_tf.data.sample import Sample
 from unet_tf.evaluation.objects import ObjectScores, object_scores, reference_instances
 from unet_tf.inference.postprocess import InstanceOptions, label_cells
@@ -63,7 +63,6 @@ TUNED = {
 # An under-trained DSB 2018 model's foreground spread past the nuclei: AP@0.5 0.388 at
 # 0.5 and 0.439 at 0.8 on its validation images; a well-trained U373 model kept 0.5.
 FOREGROUND_THRESHOLDS = (0.4, 0.5, 0.6, 0.7, 0.8)
-DEFAULT_THRESHOLD = 0.5  # what --threshold auto means until a threshold is chosen
 
 
 def chooses_threshold(target: str, threshold: float | str) -> bool:
@@ -145,7 +144,7 @@ def tune_postprocess(
     joint = chooses_threshold(cfg.data.target, cfg.train.threshold)
     if tuned is None or len(annotated) < 2:
         if joint:  # nothing to choose on: config.yaml records the threshold used
-            cfg = replace(cfg, train=replace(cfg.train, threshold=DEFAULT_THRESHOLD))
+            cfg = replace(cfg, train=replace(cfg.train, threshold=AUTO_THRESHOLD_UNTIL_CHOSEN))
             cfg.save(config_file)
         return cfg, metrics
     thresholds = FOREGROUND_THRESHOLDS if joint else None

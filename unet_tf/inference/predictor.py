@@ -30,7 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from unet_tf.config import RunConfig
+from unet_tf.config import AUTO_THRESHOLD_UNTIL_CHOSEN, RunConfig
 from unet_tf.data.io import replace_non_finite
 from unet_tf.data.resize import resize_image
 from unet_tf.data.targets import multilabel
@@ -136,7 +136,8 @@ class Predictor:
         self.options = replace(options, overlap=run_overlap(cfg, options.overlap))
         self.history = history  # the run's history.csv, for training curves
         self.in_channels = cfg.model.in_channels
-        run_threshold = float(cfg.train.threshold) if cfg.train.threshold != "auto" else 0.5
+        auto = cfg.train.threshold == "auto"
+        run_threshold = AUTO_THRESHOLD_UNTIL_CHOSEN if auto else float(cfg.train.threshold)
         self.threshold = self.options.threshold or run_threshold
         # How the network was trained: on images resized to `size`, or on full-res patches.
         self.resize_to = cfg.resize_to

@@ -27,6 +27,7 @@ from unet_tf.data.pipeline import steps_per_epoch
 from unet_tf.planning import TIME_SERIES_FORMATS
 from unet_tf.planning.fingerprint import fingerprint
 from unet_tf.planning.rules import (
+    EPOCH_VALIDATION_SHARE,
     VALIDATION_SHARE,
     Plan,
     budget_epochs,
@@ -209,7 +210,7 @@ def _epochs_for_validation(
     why = (
         f"validation takes {validating:.0f} s, {per_epoch} steps {per_epoch * per_step:.0f} s: "
         f"{epochs} epochs x {longer} steps instead of {cfg.epochs} x {per_epoch} (about the "
-        "same steps, validation at most 20% of the time)"
+        f"same steps, validation at most {100 * EPOCH_VALIDATION_SHARE:.0f}% of the time)"
     )
     log(f"  {'epochs':<13} {why}")
     plan = {**cfg.plan, "reasons": {**cfg.plan["reasons"], "epochs": why}} if cfg.plan else None

@@ -115,7 +115,8 @@ def choose_threshold(target: str, cfg: RunConfig) -> tuple[float | str, str]:
     if chooses_threshold(target, "auto"):
         return "auto", (
             f"chosen with the {target} target's watershed setting on the validation images "
-            "(best cross-fitted SEG): an under-trained model's foreground spreads past the cells"
+            "(best cross-fitted panoptic quality): an under-trained model's foreground "
+            "spreads past the cells"
         )
     if target != "binary" or cfg.model.num_classes != 1:
         return (

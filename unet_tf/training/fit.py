@@ -18,7 +18,7 @@ import keras
 import numpy as np
 
 from unet_tf.atomic import atomic_write_text, remove_stale_temporaries
-from unet_tf.config import RunConfig
+from unet_tf.config import AUTO_THRESHOLD_UNTIL_CHOSEN, RunConfig
 from unet_tf.data.border_weights import add_border_weights
 from unet_tf.data.formats.ctc import validation_config
 from unet_tf.data.formats.registry import read_dataset
@@ -348,7 +348,7 @@ def score_validation(
     auto = cfg.train.threshold == "auto"
     later = chooses_threshold(cfg.data.target, cfg.train.threshold) and val  # tune_postprocess
     if auto and not later and (cfg.model.num_classes != 1 or not val):  # nothing to choose
-        cfg = replace(cfg, train=replace(cfg.train, threshold=0.5))
+        cfg = replace(cfg, train=replace(cfg.train, threshold=AUTO_THRESHOLD_UNTIL_CHOSEN))
         cfg.save(run_dir / CONFIG)
     predictor = Predictor(model, cfg)
     if not val:
