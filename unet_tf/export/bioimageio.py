@@ -45,7 +45,7 @@ from unet_tf.data.formats.registry import sample_data_dir
 from unet_tf.data.io import is_image_file, read_image, select_channels, write_png
 from unet_tf.data.targets import TARGETS
 from unet_tf.errors import UserError, first_line
-from unet_tf.export.common import Verification, check_difference, float32_copy
+from unet_tf.export.common import Verification, check_difference, difference, float32_copy
 from unet_tf.export.onnx import write_onnx
 from unet_tf.export.savedmodel import SavedModelNetwork, write_archive
 from unet_tf.viz import display_rgb
@@ -314,7 +314,7 @@ def _check_savedmodel(
     worst, test_output = 0.0, None
     for image in (test_input[0], random_image):
         got = loaded.serve(tf.constant(image[None]))[OUTPUT_ID][0].numpy()
-        worst = max(worst, float(np.max(np.abs(got - reference.predict(image)))))
+        worst = max(worst, difference(got, reference.predict(image), saved))
         test_output = got[None] if test_output is None else test_output
     check_difference(worst, saved)
     return worst, test_input, test_output

@@ -38,6 +38,22 @@ class Verification(NamedTuple):
     notes: list[str]  # what the user should know about this export
 
 
+def difference(got: np.ndarray, expected: np.ndarray, out: Path) -> float:
+    """The largest absolute difference of a reloaded export's output from Keras's.
+
+    The shapes must be equal: NumPy would broadcast a (1, B, H, W, K) output against
+    (B, H, W, K) and report a small difference for an export whose every prediction
+    would then carry an extra axis.
+    """
+    got = np.asarray(got)
+    if got.shape != expected.shape:
+        raise UserError(
+            f"the export at {out} returns shape {got.shape} where the Keras model returns "
+            f"{expected.shape}; it was not kept. Please report this as a bug"
+        )
+    return float(np.max(np.abs(got - expected)))
+
+
 def check_difference(worst: float, out: Path) -> None:
     """Fail an export whose reloaded outputs differ from the Keras model's."""
     if worst > TOLERANCE:
@@ -106,7 +122,7 @@ def write_network_file(
             f"fixed input size {side}x{side} px: {runtime} could not run this network "
             f"with a dynamic size ({reason}); predict tiles or resizes images to {side} px"
         )
-    worst = max(float(np.max(np.abs(got - model(x).numpy()))) for x, got in outputs)
+    worst = max(difference(got, model(x).numpy(), out) for x, got in outputs)
     check_difference(worst, out)
     if model is not predictor.network:
         x = outputs[0][0]

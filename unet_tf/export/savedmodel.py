@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from unet_tf.errors import UserError
-from unet_tf.export.common import Verification, check_difference
+from unet_tf.export.common import Verification, check_difference, difference
 
 if TYPE_CHECKING:  # a runtime import would cycle: the predictor opens exports
     from unet_tf.inference.predictor import Predictor
@@ -92,7 +92,7 @@ def verify_savedmodel(predictor: Predictor, out: Path) -> float:
         expected = reference.predict(image)
         for fn, x in ((loaded.serve, image.astype(np.float32)), (loaded.serve_uint8, image)):
             got = fn(tf.constant(x[None]))[0].numpy()
-            worst = max(worst, float(np.max(np.abs(got - expected))))
+            worst = max(worst, difference(got, expected, out))
     check_difference(worst, out)
     return worst
 
