@@ -15,7 +15,7 @@ from unet_tf.inference.predictor import (
     InferenceOptions,
     Predictor,
     load_predictor,
-    run_overlap,
+    run_inference,
 )
 from unet_tf.inference.tiling import predict_tiled
 from unet_tf.models.unet import build_unet
@@ -102,12 +102,21 @@ def test_fit_with_threshold_auto_stores_the_dice_optimal_threshold(tmp_path, tin
     assert load_predictor(tmp_path / "run").threshold == threshold
 
 
-def test_tile_overlap_is_the_given_one_else_the_plans_else_the_default():
-    planned = RunConfig(plan={"inference": {"tile": 128, "overlap": 0.5}})
-    assert run_overlap(planned, None) == 0.5  # thin structures: the plan's 0.5
-    assert run_overlap(planned, 0.1) == 0.1  # --overlap wins
-    assert run_overlap(RunConfig(), None) == DEFAULT_OVERLAP == 0.25
-    assert run_overlap(RunConfig(plan={"inference": {"resize": 256}}), None) == 0.25
+def test_overlap_and_tta_are_the_given_ones_else_the_plans_else_the_defaults():
+    planned = RunConfig(plan={"inference": {"tile": 128, "overlap": 0.5, "tta": "flips"}})
+    given = InferenceOptions(overlap=0.1, tta="d4")
+    as_planned = run_inference(planned, InferenceOptions())
+    assert (as_planned.overlap, as_planned.tta) == (0.5, "flips")
+    chosen = run_inference(planned, given)
+    assert (chosen.overlap, chosen.tta) == (0.1, "d4")  # --overlap and --tta win
+    assert run_inference(planned, InferenceOptions(tta="none")).tta == "none"
+    unplanned = run_inference(RunConfig(), InferenceOptions())  # or planned before TTA
+    assert (unplanned.overlap, unplanned.tta) == (DEFAULT_OVERLAP, "none") == (0.25, "none")
+    old = run_inference(RunConfig(plan={"inference": {"resize": 256}}), InferenceOptions())
+    assert (old.overlap, old.tta) == (0.25, "none")
+    predictor = Predictor(lambda b: b, planned)
+    assert predictor.options.tta == "flips" and "TTA flips" in predictor.describe()
+    assert predictor.untiled().options.tta == "none"  # what exports compute
 
 
 def test_a_remembering_network_computes_each_input_once():

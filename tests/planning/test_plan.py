@@ -71,7 +71,7 @@ def test_blob_like_cells_resize_to_256_with_a_reason():
     assert cfg.model.depth == 5 and cfg.train.batch_size == 4
     assert cfg.data.augment == ["hflip", "vflip", "rotate"]  # 40 images, even brightness
     assert "block" in plan.reasons["validation"]
-    assert plan.inference == {"resize": 256}
+    assert plan.inference == {"resize": 256, "tta": "flips"}
 
 
 def test_thin_or_small_objects_train_on_patches():
@@ -79,7 +79,7 @@ def test_thin_or_small_objects_train_on_patches():
     plan = derive_plan(vessels)
     assert (plan.config.data.size, plan.config.data.patch) == (256, 128)
     assert plan.config.data.fg_prob == 0.33 and "oversampling" in plan.reasons["fg_prob"]
-    assert plan.inference == {"tile": 128, "overlap": 0.5}
+    assert plan.inference == {"tile": 128, "overlap": 0.5, "tta": "flips"}
     assert plan.config.train.batch_size == 16  # 4 x 256^2 px per step at 128 px
 
     nuclei = replace(BLOBS, object_diameter=10.0, median_height=1024, median_width=1024)

@@ -136,8 +136,9 @@ def inference_options(command: F) -> F:
         click.option(
             "--tta",
             type=choice(TTA_MODES),
-            default="none",
-            help="Average over flips (4 passes) or all 8 rotations/flips (d4) [none].",
+            default=None,
+            help="Average over flips (4 passes) or all 8 rotations/flips (d4) "
+            "[the run's plan: flips; without a plan none].",
         ),
         click.option(
             "--resize", is_flag=True, help="Resize images to the training size (papers' protocol)."

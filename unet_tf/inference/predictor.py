@@ -82,7 +82,7 @@ class InferenceOptions:
     # None = the run's plan (0.5 for thin structures), else DEFAULT_OVERLAP
     blend: str = "gaussian"
     tile_batch: int = 4  # tiles per forward pass: bounds the memory
-    tta: str = "none"  # none | flips | d4
+    tta: str | None = None  # none | flips | d4; None = the run's plan, else none
     resize: bool = False  # resize to the training size even for a patch-trained model
     threshold: float | None = None  # None = the run's (train.threshold)
 
@@ -96,7 +96,10 @@ class InferenceOptions:
             ),
             (self.blend in BLENDS, f"--blend must be one of {', '.join(BLENDS)}"),
             (self.tile_batch >= 1, "--tile-batch must be at least 1"),
-            (self.tta in TTA_MODES, f"--tta must be one of {', '.join(TTA_MODES)}"),
+            (
+                self.tta is None or self.tta in TTA_MODES,
+                f"--tta must be one of {', '.join(TTA_MODES)}",
+            ),
             (
                 self.threshold is None or 0.0 < self.threshold < 1.0,
                 "--threshold must be between 0 and 1",
@@ -107,16 +110,20 @@ class InferenceOptions:
                 raise UserError(message)
 
 
-def run_overlap(cfg: RunConfig, given: float | None) -> float:
-    """The tile overlap: the one given, else the run's plan's (as trained), else the default.
+def run_inference(cfg: RunConfig, options: InferenceOptions) -> InferenceOptions:
+    """``options`` with what was left out taken from the run's plan, else the defaults.
 
-    The plan asks for more overlap on thin structures (vessels, membranes), whose tile
-    edges show most; a run trained without a plan gets :data:`DEFAULT_OVERLAP`.
+    The plan asks for more tile overlap on thin structures (vessels, membranes), whose
+    tile edges show most, and for flip TTA; a run trained without a plan (or planned
+    before the plan chose TTA) gets :data:`DEFAULT_OVERLAP` and no TTA, as it always did.
     """
-    if given is not None:
-        return given
-    planned = ((cfg.plan or {}).get("inference") or {}).get("overlap")
-    return float(planned) if planned is not None else DEFAULT_OVERLAP
+    planned = (cfg.plan or {}).get("inference") or {}
+    overlap = options.overlap if options.overlap is not None else planned.get("overlap")
+    return replace(
+        options,
+        overlap=float(overlap) if overlap is not None else DEFAULT_OVERLAP,
+        tta=options.tta or planned.get("tta") or "none",
+    )
 
 
 class Predictor:
@@ -133,7 +140,7 @@ class Predictor:
         self.cfg = cfg
         options = options or InferenceOptions()
         options.validate()
-        self.options = replace(options, overlap=run_overlap(cfg, options.overlap))
+        self.options = run_inference(cfg, options)
         self.history = history  # the run's history.csv, for training curves
         self.in_channels = cfg.model.in_channels
         auto = cfg.train.threshold == "auto"
@@ -157,8 +164,9 @@ class Predictor:
         return np.asarray(self._forward(np.asarray(batch, np.float32)), np.float32)
 
     def untiled(self) -> Predictor:
-        """The same network applied as trained but never tiled (what exports compute)."""
-        options = InferenceOptions(tile=0 if self.resize_to is None else None)
+        """The same network applied as trained but never tiled and without TTA (what
+        exports compute)."""
+        options = InferenceOptions(tile=0 if self.resize_to is None else None, tta="none")
         return Predictor(self.network, self.cfg, options, self.history)
 
     @property
