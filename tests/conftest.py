@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,8 @@ from PIL import Image
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Per-machine measurements (precision "auto") go to a folder of the test run, not ~/.cache.
+os.environ.setdefault("UNET_TF_CACHE", tempfile.mkdtemp(prefix="unet-tf-cache-"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("UNET_TF_SHARED", ROOT.parent / "shared"))

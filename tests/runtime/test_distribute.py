@@ -45,7 +45,11 @@ from unet_tf.runtime.distribute import (
 )
 from unet_tf.runtime.info import environment_report, format_report
 from unet_tf.runtime.keras_internals import fix_multiworker_fit
-from unet_tf.runtime.precision import cpu_supports_bf16, resolve_precision
+from unet_tf.runtime.precision import (
+    cpu_supports_bf16,
+    measured_cpu_precision,
+    resolve_precision,
+)
 from unet_tf.runtime.xla import use_xla
 from unet_tf.training.fit import build_compiled_model
 
@@ -235,7 +239,8 @@ def test_xla_auto_is_off_on_cpu_and_on_refuses_cpu_replicas(monkeypatch):
         tf.config, "list_physical_devices", lambda kind=None: [] if kind == "GPU" else listed(kind)
     )
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    assert resolve_precision("auto") == ("mixed_bfloat16" if cpu_supports_bf16() else "float32")
+    measured = measured_cpu_precision()["precision"] if cpu_supports_bf16() else "float32"
+    assert resolve_precision("auto") == measured
     assert make_distribution("auto").summary() == {"strategy": "none", "replicas": 1, "workers": 1}
     assert use_xla("auto") is False
     assert use_xla("on") is True
@@ -286,7 +291,12 @@ def test_info_reports_versions_devices_and_resolved_choices(monkeypatch, capsys)
     assert (report["tensorflow"], report["keras"]) == (tf.__version__, keras.__version__)
     assert "/device:CPU:0" in report["devices"] and report["gpus"] == []
     assert report["cpu_bf16"] == cpu_supports_bf16()
-    assert report["precision"] == ("mixed_bfloat16" if cpu_supports_bf16() else "float32")
+    if cpu_supports_bf16():  # measured: the faster of the two, with its timings
+        assert report["precision"] == measured_cpu_precision()["precision"]
+        assert report["precision_timing"]["float32_s"] > 0
+        assert "s in bfloat16)" in format_report(report)
+    else:
+        assert (report["precision"], report["precision_timing"]) == ("float32", None)
     assert (report["strategy"], report["replicas"], report["jit_compile"]) == ("none", 1, False)
     assert environment_report(precision="float32")["precision"] == "float32"
     text = format_report(report)

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from unet_tf import __version__
 from unet_tf.runtime.distribute import local_devices, read_tf_config, resolve_strategy
-from unet_tf.runtime.precision import cpu_supports_bf16, resolve_precision
+from unet_tf.runtime.precision import cpu_supports_bf16, measured_cpu_precision, resolve_precision
 from unet_tf.runtime.xla import use_xla
 
 
@@ -32,6 +32,11 @@ def environment_report(
     chosen = local_devices(devices) if devices else None
     build = tf.sysconfig.get_build_info()
     policy = resolve_precision(precision)
+    measured = (
+        measured_cpu_precision()
+        if precision == "auto" and not gpus and cpu_supports_bf16()
+        else None
+    )
     if name == "mirrored":
         replicas = len(chosen) if chosen else max(len(gpus), 1)
     elif name == "multiworker":
@@ -52,6 +57,7 @@ def environment_report(
         ],
         "cpu_bf16": cpu_supports_bf16(),
         "precision": policy,
+        "precision_timing": measured and {k: v for k, v in measured.items() if k != "precision"},
         "jit_compile": use_xla(jit_compile, replicas, policy),
         "strategy": name,
         "replicas": replicas,
@@ -73,10 +79,19 @@ def format_report(report: dict[str, Any]) -> str:
         ("devices", ", ".join(report["devices"])),
         ("GPUs", ", ".join(report["gpus"]) or "none"),
         ("CPU bfloat16", "yes" if report["cpu_bf16"] else "no"),
-        ("precision", report["precision"]),
+        ("precision", report["precision"] + _timing(report["precision_timing"])),
         ("XLA (jit_compile)", "on" if report["jit_compile"] else "off"),
         ("strategy", f"{report['strategy']} ({report['replicas']} replica(s) on this machine)"),
         ("TF_CONFIG", report["tf_config"] or "unset"),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k + ':':<{width + 1}} {v}" for k, v in rows)
+
+
+def _timing(timing: dict | None) -> str:
+    if not timing:
+        return ""
+    return (
+        f" (measured here: a small conv step takes {timing['float32_s']:.3f} s in float32, "
+        f"{timing['bfloat16_s']:.3f} s in bfloat16)"
+    )

@@ -1,0 +1,63 @@
+"""Precision ``auto`` on a CPU: bfloat16 only where it is measured to be faster."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import pytest
+
+from unet_tf.runtime import precision
+from unet_tf.runtime.precision import (
+    PRECISION_CACHE,
+    machine_key,
+    measured_cpu_precision,
+    resolve_precision,
+    time_step,
+)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty measurement cache, and no answer remembered from earlier calls."""
+    monkeypatch.setenv(precision.CACHE_ENV, str(tmp_path))
+    measured_cpu_precision.cache_clear()
+    yield tmp_path / PRECISION_CACHE
+    measured_cpu_precision.cache_clear()
+
+
+def test_the_measurement_is_timed_once_kept_and_read_back(cache):
+    result = measured_cpu_precision()
+    assert result["float32_s"] > 0 and result["bfloat16_s"] > 0
+    faster = result["bfloat16_s"] <= precision.BF16_GAIN * result["float32_s"]
+    assert result["precision"] == ("mixed_bfloat16" if faster else "float32")
+    assert json.loads(cache.read_text()) == {machine_key(): result}
+    # a kept answer is used as it is: this one could not come from timing
+    kept = {"precision": "mixed_bfloat16", "float32_s": 1.0, "bfloat16_s": 2.0}
+    cache.write_text(json.dumps({machine_key(): kept, "another-machine": result}))
+    measured_cpu_precision.cache_clear()
+    assert measured_cpu_precision() == kept
+
+
+def test_a_damaged_cache_is_measured_again_keeping_other_machines(cache):
+    cache.write_text("{ not json")
+    assert measured_cpu_precision()["precision"] in ("float32", "mixed_bfloat16")
+    assert list(json.loads(cache.read_text())) == [machine_key()]
+    other = {"precision": "float32", "float32_s": 1.0, "bfloat16_s": 1.0}
+    cache.write_text(json.dumps({"another-machine": other, machine_key(): {"precision": "fp8"}}))
+    measured_cpu_precision.cache_clear()
+    result = measured_cpu_precision()  # an unknown precision is not trusted
+    assert result["precision"] in ("float32", "mixed_bfloat16")
+    assert json.loads(cache.read_text()) == {"another-machine": other, machine_key(): result}
+
+
+def test_timing_a_step_restores_the_callers_policy():
+    keras.mixed_precision.set_global_policy("float32")
+    assert time_step("mixed_bfloat16", steps=2) > 0
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_a_named_precision_is_never_measured(cache):
+    assert resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
+    assert resolve_precision("float32") == "float32"
+    assert not cache.exists()
