@@ -3,9 +3,10 @@
 GPUs want ``mixed_float16``; CPUs emulate fp16 (about 5x slower). Whether bfloat16 pays
 on a CPU depends on more than its flags, so ``auto`` measures it, once per machine:
 
-- One AVX512-BF16 Xeon trained 1.35-1.85x faster in ``mixed_bfloat16``.
-- Another with the same flags but no AMX (2026-11-29) trained the same U-Nets
-  1.4-1.7x faster in float32: scratch, VGG16 and ResNet50 U-Nets, 96-256 px inputs.
+- A 2-core AMD EPYC with AVX512-BF16 trained U-Nets 1.2-1.9x faster in
+  ``mixed_bfloat16``.
+- A 2-core Intel Xeon with the same flags but no AMX trained them 1.4-1.7x faster in
+  float32: scratch, VGG16 and ResNet50 U-Nets, 96-256 px inputs (docs/benchmarks.md).
 
 :func:`measured_cpu_precision` times a few training steps of a small conv-BN-ReLU
 network in both (a few seconds) and keeps the answer in the user's cache, keyed by
