@@ -73,6 +73,7 @@ def test_predict_writes_instance_labels(patch_run, tmp_path, capsys):
     mask = np.array(Image.open(out / "img 00_mask.png"))
     assert labels.dtype == np.uint16 and labels.shape == (64, 64)
     assert set(np.unique(labels[mask == 0])) <= {0}
+    assert np.array_equal(labels > 0, mask > 0)  # the mask is the objects, holes filled
     assert (out / "img 00_rois.zip").is_file() and (out / "img 00_objects.csv").is_file()
 
 

@@ -121,12 +121,16 @@ def write_prediction(
 ) -> None:
     """Binary (or label) mask PNG, probability map, and the four-tile panel.
 
-    With object ``labels`` the panel's overlay outlines the objects instead of the mask.
+    With object ``labels`` the panel's overlay outlines the objects instead of the mask,
+    and a binary mask is the objects' pixels (holes filled, specks dropped), so the mask
+    PNG and the label TIFF never disagree.
     """
     paths = output_paths(out, sample.name, probs.shape[-1])
     target = predictor.cfg.data.target
     pred = to_mask(probs, predictor.threshold, target)
     binary = binary_mask(probs.shape[-1], target)
+    if binary and labels is not None:
+        pred = (labels > 0).astype(pred.dtype)
     write_png(paths["mask"], (pred * 255).astype(np.uint8) if binary else pred)
     if probs.shape[-1] == 1:
         write_png(paths["prob"], np.round(np.clip(probs[..., 0], 0, 1) * 65535).astype(np.uint16))
