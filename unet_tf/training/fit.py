@@ -17,7 +17,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from unet_tf.atomic import atomic_write_text, remove_stale_temporaries
+from unet_tf.atomic import atomic_path, atomic_write_text, remove_stale_temporaries
 from unet_tf.config import AUTO_THRESHOLD_UNTIL_CHOSEN, RunConfig
 from unet_tf.data.border_weights import add_border_weights
 from unet_tf.data.formats.ctc import validation_config
@@ -59,6 +59,7 @@ from unet_tf.runtime.distribute import (
 from unet_tf.runtime.keras_internals import fix_multiworker_fit
 from unet_tf.runtime.precision import precision_policy
 from unet_tf.runtime.xla import use_xla
+from unet_tf.training.batchnorm import recalibrate_batchnorm
 from unet_tf.training.callbacks import (
     VALIDATION_SHARE,
     BudgetClock,
@@ -200,7 +201,7 @@ def _train_and_finish(
         **budget,
     }
     if dist.chief:
-        cfg, metrics = finish_run(cfg, run_dir, val, timing)
+        cfg, metrics = finish_run(cfg, run_dir, val, timing, train_items)
     else:
         metrics = {"validation": None, **timing}
     with cluster_failures(dist):
@@ -304,9 +305,17 @@ def _steps_done(restored: Restored, per_epoch: int) -> int:
 
 
 def finish_run(
-    cfg: RunConfig, run_dir: Path, val: list[Sample], timing: dict
+    cfg: RunConfig,
+    run_dir: Path,
+    val: list[Sample],
+    timing: dict,
+    train_items: list[Prepared],
 ) -> tuple[RunConfig, dict]:
     """Score the best model on the validation images at full size; write metrics.json.
+
+    First the best model's BatchNorm statistics are re-estimated from training batches
+    and the model is saved again (``unet_tf.training.batchnorm``: a short run's moving
+    averages still hold much of their initial values).
 
     Returns the final config (with the chosen threshold under ``--threshold auto``)
     and the metrics.
@@ -315,6 +324,9 @@ def finish_run(
     rerun restores the last epoch, trains nothing more and comes straight here.
     """
     best = keras.saving.load_model(run_dir / MODEL, **load_options(cfg.model.backbone))
+    if recalibrate_batchnorm(best, make_dataset(train_items, cfg, training=True)):
+        with atomic_path(run_dir / MODEL) as tmp:
+            best.save(tmp)
     network = remembering(compiled(best))  # the scores and the tuning predict once
     cfg, validation = score_validation(network, cfg, val, run_dir)
     metrics = {
