@@ -96,9 +96,11 @@ def measured_cpu_precision() -> dict:
     path = cache_dir() / PRECISION_CACHE
     key = machine_key()
     try:
-        cached = json.loads(path.read_text()).get(key)
-    except (OSError, ValueError, AttributeError):
-        cached = None
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    known = known if isinstance(known, dict) else {}
+    cached = known.get(key)
     if isinstance(cached, dict) and cached.get("precision") in ("float32", "mixed_bfloat16"):
         return cached
     float32_s, bfloat16_s = time_step("float32"), time_step("mixed_bfloat16")
@@ -108,11 +110,6 @@ def measured_cpu_precision() -> dict:
         "float32_s": round(float32_s, 4),
         "bfloat16_s": round(bfloat16_s, 4),
     }
-    try:
-        known = json.loads(path.read_text()) if path.is_file() else {}
-        known = known if isinstance(known, dict) else {}
-    except (OSError, ValueError):
-        known = {}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, json.dumps({**known, key: result}, indent=2))
