@@ -12,6 +12,7 @@ from unet_tf.runtime.precision import (
     PRECISION_CACHE,
     machine_key,
     measured_cpu_precision,
+    precision_choice,
     resolve_precision,
     time_step,
 )
@@ -60,4 +61,14 @@ def test_timing_a_step_restores_the_callers_policy():
 def test_a_named_precision_is_never_measured(cache):
     assert resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
     assert resolve_precision("float32") == "float32"
+    assert precision_choice("float32") == ("float32", None)
     assert not cache.exists()
+
+
+def test_auto_names_the_timing_that_chose_it_only_when_one_did(cache):
+    policy, measured = precision_choice("auto")
+    assert policy == resolve_precision("auto")
+    if precision.cpu_supports_bf16():
+        assert measured == measured_cpu_precision() and measured["precision"] == policy
+    else:
+        assert (policy, measured, cache.exists()) == ("float32", None, False)

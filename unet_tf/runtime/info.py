@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from unet_tf import __version__
 from unet_tf.runtime.distribute import local_devices, read_tf_config, resolve_strategy
-from unet_tf.runtime.precision import cpu_supports_bf16, measured_cpu_precision, resolve_precision
+from unet_tf.runtime.precision import cpu_supports_bf16, precision_choice
 from unet_tf.runtime.xla import use_xla
 
 
@@ -31,12 +31,7 @@ def environment_report(
     name = resolve_strategy(strategy, devices, task, len(gpus))
     chosen = local_devices(devices) if devices else None
     build = tf.sysconfig.get_build_info()
-    policy = resolve_precision(precision)
-    measured = (
-        measured_cpu_precision()
-        if precision == "auto" and not gpus and cpu_supports_bf16()
-        else None
-    )
+    policy, measured = precision_choice(precision)
     if name == "mirrored":
         replicas = len(chosen) if chosen else max(len(gpus), 1)
     elif name == "multiworker":

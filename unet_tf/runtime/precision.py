@@ -63,11 +63,23 @@ def gpu_available() -> bool:
 
 def resolve_precision(name: str) -> str:
     """Map ``auto`` to fp16 on GPU; on a bfloat16 CPU, the faster one measured here."""
+    return precision_choice(name)[0]
+
+
+def precision_choice(name: str) -> tuple[str, dict | None]:
+    """The policy ``name`` resolves to, and the timing that chose it (None if none did).
+
+    Only ``auto`` on a CPU with bfloat16 instructions and no GPU is decided by a
+    measurement; ``unet-tf info`` shows it, so the rule lives here once.
+    """
     if name != "auto":
-        return name
+        return name, None
     if gpu_available():
-        return "mixed_float16"
-    return measured_cpu_precision()["precision"] if cpu_supports_bf16() else "float32"
+        return "mixed_float16", None
+    if not cpu_supports_bf16():
+        return "float32", None
+    measured = measured_cpu_precision()
+    return measured["precision"], measured
 
 
 def cache_dir() -> Path:
