@@ -13,6 +13,7 @@ from unet_tf.data.sample import Sample
 from unet_tf.errors import UserError
 from unet_tf.planning import parse_duration
 from unet_tf.planning.fingerprint import Fingerprint, fingerprint
+from unet_tf.planning.recipe import plan_lines
 from unet_tf.planning.rules import derive_plan
 from unet_tf.planning.timing import seconds_per_step, time_validation
 
@@ -187,3 +188,14 @@ def test_without_a_budget_slow_validation_gets_fewer_longer_epochs_of_the_same_s
     # 40 x 10 steps of 1 s with an 18 s validation: 72-step epochs, 400 / 72 -> 6 epochs
     assert same_steps_epochs(40, 10, 1.0, 18.0) == (6, 72)
     assert same_steps_epochs(40, 10, 1.0, 2.0) == (40, 10)  # 2 s of 12: kept
+
+
+def test_the_console_shows_each_choice_once_with_the_reason_that_trains():
+    plan = derive_plan(BLOBS)
+    lines = plan_lines(plan)
+    assert sum(line.split()[0] == "epochs" for line in lines[1:]) == 1
+    revised = plan_lines(plan, revised={"epochs": "6 epochs x 72 steps, validation is slow"})
+    epochs = [line for line in revised[1:] if line.split()[0] == "epochs"]
+    assert epochs == ["  epochs        6 epochs x 72 steps, validation is slow"]
+    assert len(revised) == len(lines)
+    assert not any(line.split()[0] == "epochs" for line in plan_lines(plan, skip=("epochs",))[1:])

@@ -16,7 +16,7 @@ so ``training`` itself never plans: it trains the config it is given.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -116,8 +116,17 @@ def wants_plan(cfg: RunConfig, explicit: Collection[str]) -> bool:
     return not (INPUT & set(explicit)) and cfg.plan is None and not cfg.version
 
 
-def plan_lines(plan: Plan, given: Collection[str] = (), skip: Collection[str] = ()) -> list[str]:
-    """The fingerprint in one line, then each choice with its reason (but ``skip``'s)."""
+def plan_lines(
+    plan: Plan,
+    given: Collection[str] = (),
+    skip: Collection[str] = (),
+    revised: Mapping[str, str] | None = None,
+) -> list[str]:
+    """The fingerprint in one line, then each choice with its reason (but ``skip``'s).
+
+    ``revised`` holds reasons that ``fit`` changed after the plan (longer epochs when
+    validation is slow), so the console shows the choice that trains, once.
+    """
     fp = plan.fingerprint
     lines = [
         f"{fp.images} image(s), median {fp.median_width}x{fp.median_height} px, "
@@ -126,7 +135,7 @@ def plan_lines(plan: Plan, given: Collection[str] = (), skip: Collection[str] = 
         f"~{fp.object_diameter:.0f} px; thin-structure score {fp.thin_score:.2f}"
         f"{'; a time series' if fp.time_series else ''}"
     ]
-    reasons = given_reasons(plan, given)
+    reasons = {**given_reasons(plan, given), **(revised or {})}
     lines += [f"  {key:<13} {why}" for key, why in reasons.items() if key not in skip]
     return lines
 
@@ -194,7 +203,6 @@ def _epochs_for_validation(
     cfg: RunConfig,
     timer: Callable[[RunConfig], float],
     validation_timer: Callable[[RunConfig], float],
-    log: Callable[[str], None],
 ) -> RunConfig:
     """``cfg`` with its steps in fewer, longer epochs when validation is slow.
 
@@ -212,7 +220,6 @@ def _epochs_for_validation(
         f"{epochs} epochs x {longer} steps instead of {cfg.epochs} x {per_epoch} (about the "
         f"same steps, validation at most {100 * EPOCH_VALIDATION_SHARE:.0f}% of the time)"
     )
-    log(f"  {'epochs':<13} {why}")
     plan = {**cfg.plan, "reasons": {**cfg.plan["reasons"], "epochs": why}} if cfg.plan else None
     return replace(
         cfg,
@@ -286,12 +293,14 @@ def fit_config(
         record = result.to_config().plan or {}
         record.update(reasons=given_reasons(result, given), given=sorted(given))
         cfg = replace(merge(result.config, cfg, explicit), plan=record)
+        given_steps = {"train.epochs", "data.steps_per_epoch"} & explicit
+        if not budget and not given_steps and _validation_may_be_slow(cfg, val):
+            cfg = _epochs_for_validation(cfg, timer, validation_timer)
         log("plan from the data (--no-plan: the fixed defaults; flags you give win):")
-        for line in plan_lines(result, given, skip=("epochs",) if budget else ()):
+        reasons = cfg.plan["reasons"] if cfg.plan else {}
+        revised = {key: why for key, why in reasons.items() if key == "epochs"}
+        for line in plan_lines(result, given, ("epochs",) if budget else (), revised):
             log(f"  {line}")
-    given_steps = {"train.epochs", "data.steps_per_epoch"} & explicit
-    if not budget and planned and not given_steps and _validation_may_be_slow(cfg, val):
-        cfg = _epochs_for_validation(cfg, timer, validation_timer, log)
     if budget:
         if "train.epochs" in explicit and cfg.train.epochs and not cfg.train.budget_steps:
             log(f"note: --budget decides the epochs; epochs {cfg.train.epochs} is not used")
