@@ -7,7 +7,7 @@ import pytest
 import tifffile
 from conftest import shared_path
 
-from unet_tf.evaluation.matching import THRESHOLDS, Matches, match_objects, overlaps
+from unet_tf.evaluation.matching import THRESHOLDS, Matches, match_objects, overlaps, sequential
 
 FIELDS = ("tp", "fp", "fn", "precision", "recall", "f1", "accuracy", "mean_matched_iou", "pq")
 
@@ -287,6 +287,16 @@ def test_labels_are_renumbered_and_shapes_must_agree():
         match_objects(ref, ref[:4])
     with pytest.raises(ValueError, match="pool"):
         _ = Matches() + Matches(thresholds=(0.5,), tp=np.zeros(1), matched_iou=np.zeros(1))
+
+
+def test_sequential_keeps_the_order_of_sparse_labels_and_leaves_dense_ones_alone():
+    labels = np.array([[0, 7, 7], [3000, 0, 3]], np.uint16)
+    np.testing.assert_array_equal(sequential(labels), [[0, 2, 2], [3, 0, 1]])
+    dense = np.array([[1, 2], [3, 3]], np.int64)
+    assert sequential(dense) is dense  # already 1..N (without background): not copied
+    huge = np.array([[0, 2**40], [5, 5]], np.int64)  # no table as long as 2**40
+    np.testing.assert_array_equal(sequential(huge), [[0, 2], [1, 1]])
+    assert sequential(np.zeros((2, 2), np.uint8)).max() == 0
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from skimage.measure import label
 
-from unet_tf.evaluation.matching import Matches, match_objects
+from unet_tf.evaluation.matching import Matches, matches_of, overlaps
 
 # The per-image object columns of ``evaluate --instances``, after the pixel scores.
 OBJECT_COLUMNS = ("seg", "ap50", "map", "f1_50", "pq", "splits", "merges")
@@ -53,30 +53,26 @@ class SegResult:
 
 def seg_measure(reference: np.ndarray, predicted: np.ndarray) -> SegResult:
     """CTC SEG of two (H, W) label images (0 = background)."""
-    reference = np.asarray(reference, np.int64)
-    predicted = np.asarray(predicted, np.int64)
-    if reference.shape != predicted.shape:
-        raise ValueError(f"reference {reference.shape} and prediction {predicted.shape} differ")
-    ref_ids = np.unique(reference[reference > 0])
-    pred_count = len(np.unique(predicted[predicted > 0]))
-    if len(ref_ids) == 0:
-        return SegResult(np.zeros(0), pred_count)
-    ref_sizes = np.bincount(reference.ravel())
-    pred_sizes = np.bincount(predicted.ravel())
-    both = (reference > 0) & (predicted > 0)
-    pairs, overlap = np.unique(
-        np.stack([reference[both], predicted[both]]), axis=1, return_counts=True
-    )
-    best = {}  # reference id -> (overlap, predicted id) of its largest overlap
-    for (r, s), n in zip(pairs.T, overlap, strict=True):
-        if n > best.get(r, (0, 0))[0]:
-            best[r] = (n, s)
-    jaccards = np.zeros(len(ref_ids))
-    for i, r in enumerate(ref_ids):
-        n, s = best.get(r, (0, 0))
-        if 2 * n > ref_sizes[r]:
-            jaccards[i] = n / (ref_sizes[r] + pred_sizes[s] - n)
-    return SegResult(jaccards, pred_count)
+    return seg_of(overlaps(reference, predicted))
+
+
+def seg_of(overlap: np.ndarray) -> SegResult:
+    """SEG from the :func:`overlaps` table of two label images (row and column 0 background).
+
+    A reference object's match is its largest overlap if that holds more than half of
+    it; more than half cannot be shared, so no tie can decide a match.
+    """
+    ref_sizes, pred_sizes = overlap.sum(axis=1), overlap.sum(axis=0)
+    objects = overlap[1:, 1:]
+    if objects.shape[0] == 0:
+        return SegResult(np.zeros(0), objects.shape[1])
+    if objects.shape[1] == 0:
+        return SegResult(np.zeros(objects.shape[0]), 0)
+    best = objects.argmax(axis=1)
+    n = objects[np.arange(len(best)), best].astype(np.float64)
+    union = ref_sizes[1:] + pred_sizes[1:][best] - n
+    jaccards = np.where(2 * n > ref_sizes[1:], n / np.maximum(union, 1), 0.0)
+    return SegResult(jaccards, objects.shape[1])
 
 
 @dataclass
@@ -106,7 +102,8 @@ class ObjectScores:
 
 def object_scores(reference: np.ndarray, predicted: np.ndarray) -> ObjectScores:
     """SEG and the matching scores of two (H, W) label images (0 = background)."""
-    return ObjectScores(seg_measure(reference, predicted), match_objects(reference, predicted))
+    overlap = overlaps(reference, predicted)  # both measures read the one table
+    return ObjectScores(seg_of(overlap), matches_of(overlap))
 
 
 def reference_instances(mask: np.ndarray, threshold: float = 0.0) -> np.ndarray:
