@@ -22,7 +22,9 @@ chosen with its seed height, on the same grid and with the same cross-fitting.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -107,15 +109,20 @@ def cross_fit(
     cfg = predictor.cfg
     probs = [predictor.predict(s.image, s.path or s.name) for s in val]
     refs = [reference_instances(s.mask, cfg.data.mask_threshold) for s in val]
-    thresholds = thresholds or (predictor.threshold,)
-    table = {
-        (t, value): [
-            object_scores(ref, label_cells(p, cfg, t, InstanceOptions(**{tuned.setting: value})))
-            for p, ref in zip(probs, refs, strict=True)
+    choices = [(t, v) for t in thresholds or (predictor.threshold,) for v in tuned.candidates]
+
+    def row(prob: np.ndarray, ref: np.ndarray) -> list[ObjectScores]:
+        """One image's scores under every choice."""
+        return [
+            object_scores(ref, label_cells(prob, cfg, t, InstanceOptions(**{tuned.setting: v})))
+            for t, v in choices
         ]
-        for t in thresholds
-        for value in tuned.candidates
-    }
+
+    # The watersheds and scores are NumPy, SciPy and scikit-image code that mostly runs
+    # without the GIL, so threads put every core to work on the images.
+    with ThreadPoolExecutor(max_workers=min(len(val), os.cpu_count() or 1)) as pool:
+        rows = list(pool.map(row, probs, refs))
+    table = {choice: [r[k] for r in rows] for k, choice in enumerate(choices)}
     default = (predictor.threshold, tuned.default)
     half = len(val) // 2
     first, second = range(half), range(half, len(val))
