@@ -166,8 +166,8 @@ def keras_verbosity(quiet: bool) -> int:
 )
 @click.option(
     "--budget",
-    help="Train for this wall-clock time, e.g. 20m or 1h30m: as many steps as fit at the speed "
-    "measured here, the LR schedule laid over them; stops when the time is spent.",
+    help="Train for this wall-clock time, e.g. 20m or 1h30m: the LR schedule is laid over "
+    "the time and training stops when it is spent; steps timed here set the epochs.",
 )
 @click.option(
     "--no-plan",
@@ -178,7 +178,9 @@ def keras_verbosity(quiet: bool) -> int:
 @click.option("--batch-size", type=int, help="Batch size [4].")
 @click.option("--lr", type=float, help="Adam learning rate [1e-3].")
 @click.option(
-    "--lr-schedule", type=choice(LR_SCHEDULES), help="step = x0.75 at 50%/75% of epochs [step]."
+    "--lr-schedule",
+    type=choice(LR_SCHEDULES),
+    help="step = x0.75 at 50%/75% of epochs (of the time with --budget) [step].",
 )
 @click.option("--loss", type=choice(LOSSES.names()), help="Loss function [dice-focal].")
 @click.option("--focal-alpha", type=float, help="Focal loss foreground weight [0.8].")

@@ -317,9 +317,10 @@ def fit_config(
         )
         why = (
             f"{seconds:.2f} s/step measured here ({tracing:.0f} s to trace, {validating:.0f} s "
-            f"per validation): {epochs} epoch(s) x {per_epoch} steps = {epochs * per_epoch} "
-            f"steps; training stops after {(1 - VALIDATION_SHARE) * budget / 60:.1f} min at "
-            f"the latest ({100 * VALIDATION_SHARE:.0f}% is kept for the final scoring)"
+            f"per validation): about {epochs} epoch(s) x {per_epoch} steps = "
+            f"{epochs * per_epoch} steps; training runs {(1 - VALIDATION_SHARE) * budget / 60:.1f}"
+            f" min and the LR follows that time ({100 * VALIDATION_SHARE:.0f}% is kept for the "
+            "final scoring)"
         )
         log(f"budget {budget / 60:.1f} min: {why}")
         if cfg.plan is not None:  # the plan's epochs reason is this one, with validation

@@ -18,6 +18,9 @@ from unet_tf.runtime.distribute import lr_factor
 from unet_tf.viz import contrast_stretch
 
 VALIDATION_SHARE = 0.15  # of a --budget, kept for validation and the final scoring
+# A budgeted run may train this many times its planned epochs: the plan comes from a step
+# timing, and training goes on until the clock stops it, however fast the steps run.
+BUDGET_EPOCHS_CAP = 4
 CLOCK_EVERY = 10.0  # seconds between writes of a budgeted run's clock file
 
 
@@ -29,9 +32,10 @@ def lr_schedule(
 ) -> keras.callbacks.Callback | None:
     """The configured schedule as a callback (it also logs ``learning_rate``).
 
-    With a budget (``cfg.budget_steps``) the step and cosine schedules are laid over
-    the optimizer steps planned and the LR is set before every batch, so the x0.75
-    drops fall at 50% and 75% of those steps; otherwise they follow the epochs.
+    With a budget (``cfg.budget_steps``) the LR is set before every batch: from the
+    budget's training time spent when there is a clock (the x0.75 drops at 50% and 75%
+    of it), else from the planned optimizer steps; otherwise the schedule follows the
+    epochs.
     """
     base = cfg.lr * lr_factor(cfg.scale_lr)  # call in the strategy's scope
     if cfg.lr_schedule == "none":
@@ -59,11 +63,13 @@ def step_lr(base: float, epoch: float, epochs: float) -> float:
 class StepSchedule(keras.callbacks.Callback):
     """Set the LR before every batch from the progress through a budgeted run.
 
-    The progress is the share of the planned steps done (epoch x steps per epoch +
-    batch), or of the budget's training time spent if that is further: the steps are
-    planned from a step time measured before training, which leaves out per-epoch
-    validation and saving, so a run can reach its time limit before its planned steps
-    and would otherwise stop before its last LR drop.
+    With the budget's clock the progress is the share of its training time spent: the
+    run trains until the clock stops it, so the schedule spans the time, not the steps
+    planned from a timing taken before training. That timing leaves out validation and
+    saving, and a busy machine can make it too slow or too fast; led by the steps, a run
+    either stopped before its last drops or finished them and left time unspent. Without
+    a clock (a test, or a caller's own loop) the progress is the share of the planned
+    steps done (epoch x steps per epoch + batch).
     """
 
     def __init__(
@@ -79,10 +85,9 @@ class StepSchedule(keras.callbacks.Callback):
         self.epoch, self.current = 0, None
 
     def progress(self, batch: int) -> float:
-        steps = (self.epoch * self.steps_per_epoch + batch) / self.total
-        if self.clock is None:
-            return steps
-        return max(steps, self.clock.spent() / self.clock.limit)
+        if self.clock is not None:
+            return self.clock.spent() / self.clock.limit
+        return (self.epoch * self.steps_per_epoch + batch) / self.total
 
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self.epoch = epoch

@@ -61,6 +61,7 @@ from unet_tf.runtime.precision import precision_policy
 from unet_tf.runtime.xla import use_xla
 from unet_tf.training.batchnorm import recalibrate_batchnorm
 from unet_tf.training.callbacks import (
+    BUDGET_EPOCHS_CAP,
     VALIDATION_SHARE,
     BudgetClock,
     EpochClock,
@@ -233,8 +234,10 @@ def train_model(
     an interrupted run finished is skipped after restoring its final state.
 
     With ``--budget`` one :class:`BudgetClock` spans the phases and stops training when
-    the budget's training share is spent; a resumed run whose budget is already spent
-    trains nothing more. Returns the budget's record for metrics.json ({} without one).
+    the budget's training share is spent: the last phase may run past the planned epochs
+    (up to ``BUDGET_EPOCHS_CAP`` times them) when the steps are faster than the timing
+    said. A resumed run whose budget is already spent trains nothing more. Returns the
+    budget's record for metrics.json ({} without one).
     """
     remove_stale_temporaries(run_dir)  # what a killed run was writing
     train_ds = shard_by_data(make_dataset(train_items, cfg, training=True))
@@ -246,9 +249,12 @@ def train_model(
     epochs = cfg.epochs
     per_epoch = steps_per_epoch(len(train_items), cfg)
     clock = budget_clock(cfg, run_dir)
+    phases = training_phases(cfg)
+    if clock is not None:  # the clock, not the planned epochs, ends a budgeted run
+        phases[-1] = replace(phases[-1], end=max(phases[-1].end, epochs * BUDGET_EPOCHS_CAP))
     fix_multiworker_fit(model)
     with disk_full_as_os_error():
-        for phase in training_phases(cfg):
+        for phase in phases:
             if phase.unfreeze:
                 unfreeze(model)
                 compile_model(model, cfg, lr=phase.lr)
@@ -280,7 +286,7 @@ def train_model(
         return {}
     return {
         "budget_seconds": cfg.train.budget_seconds,
-        "steps_planned": cfg.train.budget_steps or epochs * per_epoch,
+        "steps_planned": cfg.train.budget_steps or epochs * per_epoch,  # the estimate
         "steps_done": clock.steps,
         "seconds_trained": round(clock.spent(), 1),
     }
@@ -331,7 +337,7 @@ def finish_run(
     cfg, validation = score_validation(network, cfg, val, run_dir)
     metrics = {
         **validation,
-        "epochs": cfg.epochs,
+        "epochs": trained_epochs(run_dir / HISTORY) or cfg.epochs,  # a budget's clock decides
         **timing,
         "best_epoch": best_epoch(run_dir / HISTORY, "val_dice" if val else "dice"),
     }
@@ -453,6 +459,12 @@ def best_epoch(history: Path, column: str) -> int | None:
     epochs = history_epochs(history)
     best = int(np.nanargmax(values))
     return int(epochs[best]) if len(epochs) == len(values) else best + 1
+
+
+def trained_epochs(history: Path) -> int | None:
+    """The last epoch ``history.csv`` records (numbered from 1), None before the first."""
+    epochs = history_epochs(history)
+    return int(epochs.max()) if len(epochs) else None
 
 
 def history_epochs(history: Path) -> np.ndarray:
