@@ -124,8 +124,9 @@ def plan_lines(
 ) -> list[str]:
     """The fingerprint in one line, then each choice with its reason (but ``skip``'s).
 
-    ``revised`` holds reasons that ``fit`` changed after the plan (longer epochs when
-    validation is slow), so the console shows the choice that trains, once.
+    ``revised`` holds the reasons as ``fit`` recorded them, which may differ from the
+    plan's (longer epochs when validation is slow), so the console shows the choice
+    that trains, once.
     """
     fp = plan.fingerprint
     lines = [
@@ -297,9 +298,8 @@ def fit_config(
         if not budget and not given_steps and _validation_may_be_slow(cfg, val):
             cfg = _epochs_for_validation(cfg, timer, validation_timer)
         log("plan from the data (--no-plan: the fixed defaults; flags you give win):")
-        reasons = cfg.plan["reasons"] if cfg.plan else {}
-        revised = {key: why for key, why in reasons.items() if key == "epochs"}
-        for line in plan_lines(result, given, ("epochs",) if budget else (), revised):
+        skip = ("epochs",) if budget else ()
+        for line in plan_lines(result, given, skip, revised=cfg.plan["reasons"]):
             log(f"  {line}")
     if budget:
         if "train.epochs" in explicit and cfg.train.epochs and not cfg.train.budget_steps:
