@@ -73,6 +73,9 @@ class DataConfig:
     val_split: float = 0.2
     size: int = 256  # resize every image to size x size (the papers' protocol)
     patch: int | None = None  # or train on random patch x patch crops at full resolution
+    # px: rescale each image so its objects' median diameter is this (unet_tf.data.scale),
+    # in training and in inference; None = every image at its own scale. Needs patch.
+    object_size: float | None = None
     fg_prob: float = 0.0  # chance that a patch is centred on foreground (nnU-Net: 0.33)
     mask_threshold: float = 0.0  # foreground = mask value > threshold
     # names, or {name: {parameter: value}} mappings read from an --augment YAML file
@@ -310,6 +313,10 @@ class RunConfig:
             ),
             (0.0 <= self.model.dropout < 1.0, "dropout must be in [0, 1)"),
             (self.data.border_width >= 1, "border_width (--border-width) must be at least 1 px"),
+            (
+                self.data.object_size is None or self.data.object_size >= 2,
+                "object_size (--object-size) must be at least 2 px",
+            ),
             (
                 self.data.target in (TARGET_AUTO, "binary", "boundary")
                 or not self.data.border_weights,

@@ -92,6 +92,16 @@ def test_thin_or_small_objects_train_on_patches():
     assert derive_plan(squashed).config.data.patch is not None
 
 
+def test_an_object_size_trains_patches_sized_and_deep_for_the_rescaled_objects():
+    base = RunConfig()
+    base.data.object_size = 20.0
+    plan = derive_plan(BLOBS, base)  # BLOBS alone resize to 256
+    assert (plan.config.data.patch, plan.config.data.object_size) == (96, 20.0)
+    assert "rescaled so that its objects are 20 px" in plan.reasons["input"]
+    # Deep enough for 20 px objects (and the 96 px patch allows no more), not for 100 px.
+    assert plan.config.model.depth == 3 and "~20 px" in plan.reasons["depth"]
+
+
 def test_specks_under_2_percent_of_a_median_object_are_removed():
     plan = derive_plan(BLOBS)  # diameter 100 px: pi / 4 * 100^2 = 7854 px; 2% = 157 px
     assert plan.config.postprocess.min_size == 157

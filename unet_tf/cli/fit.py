@@ -98,6 +98,13 @@ def keras_verbosity(quiet: bool) -> int:
 @click.option(
     "--patch", type=int, help="Train on random PATCH x PATCH crops at full resolution instead."
 )
+@click.option(
+    "--object-size",
+    type=float,
+    help="Rescale each image so its objects' median diameter is this many px, in training "
+    "and in prediction (Cellpose-like; for objects whose size varies between images). "
+    "Needs patch training [off].",
+)
 @click.option("--fg-prob", type=float, help="Chance a patch is centred on foreground [0].")
 @click.option("--mask-threshold", type=float, help="Foreground is mask value > this [0].")
 @channels_option
@@ -241,6 +248,7 @@ def fit(config_file, run_dir, overwrite, quiet, all_folds, no_plan, budget, **op
         border_weights=opts["border_weights"],
         target=opts["target"],
         border_width=opts["border_width"],
+        object_size=opts["object_size"],
     )
     override(
         cfg,

@@ -25,6 +25,7 @@ from unet_tf.data.augment import apply, build_augmenter
 from unet_tf.data.checks import warn
 from unet_tf.data.resize import resize_image, resize_nearest
 from unet_tf.data.sample import Sample
+from unet_tf.data.scale import object_diameter, scale_factor, scaled_shape
 from unet_tf.data.targets import (
     cached_instance_target,
     is_separating,
@@ -46,14 +47,19 @@ class Prepared:
 
 
 def prepare(samples: list[Sample], cfg: RunConfig, resize_to: int | None) -> list[Prepared]:
-    """Convert samples to float32 targets and weights, resized to a square if asked."""
+    """Convert samples to float32 targets and weights, at the size the network trains on.
+
+    That is a ``resize_to`` square if asked, else each image's own size rescaled to
+    ``--object-size`` (:func:`training_size`), else the image's native size.
+    """
     with_weights = any(s.fov is not None or s.weight is not None for s in samples)
-    targets = [training_target(s, cfg, resize_to) for s in samples]
+    sizes = [training_size(s, cfg, resize_to) for s in samples]
+    targets = [training_target(s, cfg, size) for s, size in zip(samples, sizes, strict=True)]
     warn_degenerate_masks(samples, targets, cfg.data.mask_threshold, cfg.data.target)
     if resize_to:
         warn_squashed(samples, resize_to)
     out = []
-    for s, target in zip(samples, targets, strict=True):
+    for s, target, size in zip(samples, targets, sizes, strict=True):
         image = s.image.astype(np.float32)
         weight = None
         if with_weights:
@@ -63,8 +69,7 @@ def prepare(samples: list[Sample], cfg: RunConfig, resize_to: int | None) -> lis
             if s.fov is not None:
                 weight = weight * s.fov.astype(np.float32)
             weight = weight[..., None]
-        if resize_to:
-            size = (resize_to, resize_to)
+        if size:
             image = resize_image(image, size)
             target = resize_nearest(target, size)  # separating targets already are
             weight = None if weight is None else resize_nearest(weight, size)
@@ -72,7 +77,24 @@ def prepare(samples: list[Sample], cfg: RunConfig, resize_to: int | None) -> lis
     return out
 
 
-def training_target(sample: Sample, cfg: RunConfig, resize_to: int | None) -> np.ndarray:
+def training_size(sample: Sample, cfg: RunConfig, resize_to: int | None) -> tuple[int, int] | None:
+    """The (h, w) a sample trains at, or None for its native size.
+
+    With ``--object-size``, the reference mask's objects give the factor, measured the
+    way inference measures a prediction's (:func:`~unet_tf.data.scale.object_diameter`).
+    """
+    if resize_to:
+        return resize_to, resize_to
+    if not cfg.data.object_size:
+        return None
+    foreground = sample.mask > cfg.data.mask_threshold
+    factor = scale_factor(object_diameter(foreground), cfg.data.object_size)
+    return None if factor == 1.0 else scaled_shape(sample.shape, factor)
+
+
+def training_target(
+    sample: Sample, cfg: RunConfig, size: tuple[int, int] | None = None
+) -> np.ndarray:
     """The (H, W, K) target of ``cfg.data.target``; separating ones at the training size.
 
     A separating target is built from the cells resized to the training size (and
@@ -81,7 +103,6 @@ def training_target(sample: Sample, cfg: RunConfig, resize_to: int | None) -> np
     data = cfg.data
     if not is_separating(data.target):
         return make_target(sample.mask, cfg.model.num_classes, data.mask_threshold, sample.path)
-    size = (resize_to, resize_to) if resize_to else None
     return cached_instance_target(
         sample.mask, data.target, data.border_width, data.mask_threshold, size
     )

@@ -430,6 +430,12 @@ def _readme(predictor: Predictor, meta: Meta, names: list[str]) -> str:
         else f"Trained on {cfg.data.patch}x{cfg.data.patch} px patches at full resolution: "
         f"tile larger images with tiles of {predictor.min_size} px x n."
     )
+    if cfg.data.object_size and not predictor.resize_to:
+        size += (
+            f" Each training image was rescaled so that its objects' median inscribed "
+            f"diameter was {cfg.data.object_size:.3g} px; rescale an image the same way "
+            "before you give it to the model (unet-tf's `predict` measures and rescales it)."
+        )
     return f"""# {meta.name}
 
 {meta.description or _description(predictor, names)}

@@ -33,6 +33,7 @@ import tensorflow as tf
 from unet_tf.config import AUTO_THRESHOLD_UNTIL_CHOSEN, RunConfig
 from unet_tf.data.io import replace_non_finite
 from unet_tf.data.resize import resize_image
+from unet_tf.data.scale import KEEP_WITHIN, object_diameter, scale_factor, scaled_shape
 from unet_tf.data.targets import multilabel
 from unet_tf.errors import UserError, first_line
 from unet_tf.export.loaders import EXPORT_CONFIG, is_export, open_export, sidecar_config
@@ -204,6 +205,8 @@ class Predictor:
             )
         else:
             how = "whole images at full resolution"
+        if self.cfg.data.object_size and not self.resizes:
+            how += f", each image rescaled to objects of {self.cfg.data.object_size:.3g} px"
         tta = "" if o.tta == "none" else f", TTA {o.tta}"
         return f"{how}{tta}, threshold {self.threshold:g}"
 
@@ -252,17 +255,47 @@ class Predictor:
     def _predict_one(self, image: np.ndarray, name: str) -> np.ndarray:
         image = self.check(image, name)
         h, w = image.shape[:2]
-        mode = self.mode(h, w)
-        if mode == "resize":
+        if self.mode(h, w) == "resize":
             side = self.cfg.input_size if self.options.resize else self.resize_to
             small = resize_image(image.astype(np.float32), (side, side))
             return resize_image(self._tta_forward(small[None])[0], (h, w))
-        if mode == "tile":
+        probs = self._full_resolution(image)
+        if self.cfg.data.object_size:
+            probs = self._at_object_size(image, probs)
+        return probs
+
+    def _full_resolution(self, image: np.ndarray) -> np.ndarray:
+        """Probabilities of an image at its own size: tiled, or whole."""
+        if self.mode(*image.shape[:2]) == "tile":
             o = self.options
             return predict_tiled(
                 self._tta_forward, image, self.tile, o.overlap, o.blend, o.tile_batch
             )
         return self._tta_forward(image[None].astype(np.float32))[0]
+
+    def _at_object_size(self, image: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """``probs`` again, from the image rescaled to the run's ``--object-size``.
+
+        The scale is measured on the prediction, as training measured it on the
+        reference masks; each pass measures it again on a prediction made closer to
+        the scale the network knows, for at most :data:`SCALE_PASSES` passes.
+        """
+        h, w = image.shape[:2]
+        smallest = self.min_size / min(h, w)  # the network's smallest input
+        factor = 1.0
+        for _ in range(SCALE_PASSES):
+            foreground = to_mask(probs, self.threshold, self.cfg.data.target) > 0
+            wanted = scale_factor(object_diameter(foreground), self.cfg.data.object_size)
+            wanted = max(wanted, smallest)
+            if abs(wanted / factor - 1.0) <= KEEP_WITHIN:
+                break
+            factor = wanted
+            scaled = resize_image(image.astype(np.float32), scaled_shape(image.shape, factor))
+            probs = resize_image(self._full_resolution(scaled), (h, w))
+        return probs
+
+
+SCALE_PASSES = 3  # predictions at a measured scale after the native one, at most
 
 
 REMEMBER_BYTES = 2 * 1024**3  # outputs a remembering network keeps, at most

@@ -84,6 +84,12 @@ def resolve_config(cfg: RunConfig, train: list[Sample], val: list[Sample]) -> Ru
     the same split.
     """
     check_choices(cfg)
+    if cfg.data.object_size and not cfg.data.patch:
+        # Checked here, after the plan: without --size or --patch the plan trains patches.
+        raise UserError(
+            "--object-size rescales images at full resolution, so it trains on --patch "
+            "crops; leave --size out (or give --patch)"
+        )
     cfg = resolve_target(cfg, train)
     model = resolve_model_config(replace(cfg.model, in_channels=train[0].channels), cfg.input_size)
     split = not (cfg.data.val or cfg.data.val_sequences)
