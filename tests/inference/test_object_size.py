@@ -6,6 +6,7 @@ import numpy as np
 
 from tests.data.test_scale import discs
 from unet_tf.config import RunConfig
+from unet_tf.evaluation.provenance import inference_settings
 from unet_tf.inference.predictor import InferenceOptions, Predictor
 
 
@@ -37,6 +38,7 @@ def test_small_objects_are_predicted_again_at_twice_the_size_and_returned_at_the
     assert probs.shape == (64, 64, 2)
     assert np.mean((probs[..., 0] > 0.5) == (image[..., 0] > 0.5)) > 0.98
     assert "rescaled to objects of 40.2 px" in predictor.describe()
+    assert inference_settings(predictor)["object_size"] == cfg.data.object_size  # evaluate JSON
 
 
 def test_objects_already_at_the_size_take_one_pass_and_without_the_option_nothing_changes():

@@ -94,6 +94,8 @@ def inference_settings(predictor: Predictor) -> dict:
         if predictor.resizes
         else None,
         "tile": None if predictor.resizes else predictor.tile,
+        # px: each image rescaled so its objects are this size (fit --object-size)
+        "object_size": None if predictor.resizes else predictor.cfg.data.object_size,
         "overlap": o.overlap,
         "blend": o.blend,
         "tta": o.tta,
