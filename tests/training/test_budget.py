@@ -83,7 +83,10 @@ def test_a_budget_trains_past_its_planned_epochs_until_the_clock_stops_it(tmp_pa
     rows = history_rows(tmp_path / "run")
     # 2-step epochs of a 4-filter network take far less than the 25.5 s of training: the
     # run goes on to the cap of 4 x the planned epochs (or the clock, on a crawling machine)
-    assert metrics["steps_planned"] == 2 and metrics["steps_done"] == 2 * len(rows)
+    # (a clock that stops the run inside an epoch leaves that epoch short)
+    assert metrics["steps_planned"] == 2 and 2 * len(rows) - 2 < metrics["steps_done"] <= 2 * len(
+        rows
+    )
     assert 1 < len(rows) <= BUDGET_EPOCHS_CAP and metrics["epochs"] == len(rows)
 
 
