@@ -88,6 +88,8 @@ def test_a_budget_trains_past_its_planned_epochs_until_the_clock_stops_it(tmp_pa
         rows
     )
     assert 1 < len(rows) <= BUDGET_EPOCHS_CAP and metrics["epochs"] == len(rows)
+    spent = [float(row["budget_spent"]) for row in rows]  # shown beside Keras' "Epoch k/N"
+    assert spent == sorted(spent) and spent[0] > 0 and spent[-1] <= 1.0
 
 
 def test_a_budget_becomes_whole_epochs_of_steps():

@@ -167,6 +167,9 @@ class BudgetClock(keras.callbacks.Callback):
             self.save()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        # Keras counts epochs up to the cap ("Epoch 3/52"); this is the share that matters.
+        if logs is not None:
+            logs["budget_spent"] = round(min(1.0, self.spent() / self.limit), 3)
         self.save()
 
     def save(self) -> None:

@@ -405,9 +405,10 @@ def make_callbacks(
 ) -> list:
     """The run's callbacks, in the order their files must be written at an epoch's end.
 
-    The LR schedule first (it logs ``learning_rate``), then a budget's clock, the epoch
-    clock (it logs ``seconds``), the history row, the models, and last the backup that
-    commits the epoch (see ``unet_tf.training.checkpoints``), which records the clock.
+    The LR schedule first (it logs ``learning_rate``), then a budget's clock (it logs
+    ``budget_spent``), the epoch clock (it logs ``seconds``), the history row, the models,
+    and last the backup that commits the epoch (see ``unet_tf.training.checkpoints``),
+    which records the clock.
     """
     monitor = "val_dice" if val_items else "dice"
     phase = phase or training_phases(cfg)[-1]
