@@ -74,6 +74,11 @@ def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, tiny_config, monk
     # time to accuracy reads the training seconds, counted on across the resume
     seconds = [float(r["seconds"]) for r in read_history(run_dir)]
     assert seconds[0] > 0 and seconds == sorted(set(seconds))
+    cpu = [float(r["cpu_seconds"]) for r in read_history(run_dir)]
+    assert cpu[0] > 0 and cpu == sorted(cpu)
+    # metrics.json counts both sessions, not only the one that finished the run
+    assert result.metrics["train_seconds"] >= seconds[-1] > seconds[1]
+    assert result.metrics["train_cpu_seconds"] >= cpu[-1] > cpu[1]
 
 
 def test_resume_with_other_settings_is_refused(tmp_path, tiny_config):

@@ -104,24 +104,28 @@ class StepSchedule(keras.callbacks.Callback):
 
 
 class EpochClock(keras.callbacks.Callback):
-    """Log ``seconds``: wall-clock seconds of training, validation included, at each epoch's end.
+    """Log ``seconds`` and ``cpu_seconds`` of training, validation included, at each epoch's end.
 
-    It goes into ``history.csv`` and TensorBoard, so the time a run took to reach a
-    score (time to accuracy) can be read from its history. ``before`` is what earlier
-    sessions of a resumed run (or earlier phases) spent, from the history's last row.
+    They go into ``history.csv`` and TensorBoard, so the time a run took to reach a
+    score (time to accuracy) can be read from its history, and a resumed run's
+    ``metrics.json`` counts the time its earlier sessions spent. ``before`` is what
+    earlier sessions of a resumed run (or earlier phases) spent, from the history's
+    last row: wall-clock and CPU seconds.
     """
 
-    def __init__(self, before: float = 0.0):
+    def __init__(self, before: float = 0.0, cpu_before: float = 0.0):
         super().__init__()
-        self.before = before
-        self.started: float | None = None
+        self.before, self.cpu_before = before, cpu_before
+        self.started: tuple[float, float] | None = None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        self.started = time.perf_counter()
+        self.started = time.perf_counter(), time.process_time()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is not None and self.started is not None:
-            logs["seconds"] = round(self.before + time.perf_counter() - self.started, 1)
+            wall, cpu = self.started
+            logs["seconds"] = round(self.before + time.perf_counter() - wall, 1)
+            logs["cpu_seconds"] = round(self.cpu_before + time.process_time() - cpu, 1)
 
 
 class BudgetClock(keras.callbacks.Callback):

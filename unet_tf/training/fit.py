@@ -194,9 +194,12 @@ def _train_and_finish(
         budget = train_model(
             model, cfg, out_dir, train_items, val_items, verbose if dist.chief else 0
         )
+    history = read_history(run_dir / HISTORY)  # counts a resumed run's earlier sessions
     timing = {
-        "train_seconds": round(time.perf_counter() - started, 1),
-        "train_cpu_seconds": round(time.process_time() - cpu_started, 1),
+        "train_seconds": round(max(time.perf_counter() - started, recorded(history, "seconds")), 1),
+        "train_cpu_seconds": round(
+            max(time.process_time() - cpu_started, recorded(history, "cpu_seconds")), 1
+        ),
         **dist.summary(),
         "jit_compile": bool(model.jit_compile),
         **budget,
@@ -208,6 +211,14 @@ def _train_and_finish(
     with cluster_failures(dist):
         dist.barrier()  # workers stay in the cluster until the chief has written the run
     return FitResult(run_dir, metrics, resumed, cfg, chief=dist.chief)
+
+
+def recorded(history: dict[str, np.ndarray], column: str) -> float:
+    """The largest value of a cumulative history column (0 when it was never logged)."""
+    values = history.get(column)
+    if values is None or not np.isfinite(values).any():
+        return 0.0
+    return float(np.nanmax(values))
 
 
 def build_compiled_model(cfg: RunConfig) -> keras.Model:
@@ -421,7 +432,9 @@ def make_callbacks(
         callbacks.append(clock)
     earlier = [row for row in read_rows(run_dir / HISTORY) if int(row["epoch"]) <= start]
     callbacks += [
-        EpochClock(float(earlier[-1].get("seconds") or 0.0) if earlier else 0.0),
+        EpochClock(*(float(earlier[-1].get(k) or 0.0) for k in ("seconds", "cpu_seconds")))
+        if earlier
+        else EpochClock(),
         HistoryFile(run_dir / HISTORY, start),
         SaveModel(run_dir / MODEL, monitor, previous_best(run_dir / HISTORY, monitor, start)),
         SaveModel(run_dir / CHECKPOINTS / "last.weights.h5"),
