@@ -36,6 +36,8 @@ def test_quick_grid_writes_real_scores_and_skips_finished_runs(tmp_path: Path):
         assert 0 <= dice <= 1 and 0 <= iou <= 1 and 0 <= seg <= 1
         assert iou <= dice  # IoU = D / (2 - D) <= Dice, per image and so on average
     assert "1 epochs x 2 steps x batch 2" in doc
+    hours = float(re.search(r"2 finished runs, ([0-9.]+) CPU hours", doc).group(1))
+    assert 0 <= hours < 1
     assert (out / "table1.png").stat().st_size > 0
 
     again = table1("--quick", "--out", out)  # resumable: finished runs are not retrained
