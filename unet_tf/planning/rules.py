@@ -59,17 +59,15 @@ def _multiple_of_32(value: float) -> int:
     return int(value // 32 * 32)
 
 
-def choose_input(
-    fp: Fingerprint, object_size: float | None = None
-) -> tuple[int | None, int | None, str]:
+def choose_input(fp: Fingerprint, rescaled: bool = False) -> tuple[int | None, int | None, str]:
     """(size, patch, reason): resize to 256 px, or train on full-resolution patches.
 
-    Images rescaled to one ``object_size`` keep their own sizes, so they train on patches.
+    Images ``rescaled`` so that their objects are ``fp.object_diameter`` px
+    (``--object-size``) keep their own sizes, so they train on patches.
     """
     side = min(fp.median_height, fp.median_width)
-    diameter = object_size or fp.object_diameter
-    if object_size:
-        why = f"each image rescaled so that its objects are {object_size:.3g} px"
+    if rescaled:
+        why = f"each image rescaled so that its objects are {fp.object_diameter:.3g} px"
     elif fp.thin:
         why = f"thin structures (skeleton/area {fp.thin_score:.2f}) vanish when resized"
     elif fp.object_diameter and fp.object_diameter * RESIZE_SIDE / side < MIN_OBJECT_PX:
@@ -88,7 +86,7 @@ def choose_input(
         )
     # Objects plus context; a thin structure's context is its network, not its width
     # (DRIVE: 128 px patches beat resizing, 0.647 vs 0.429 Dice, docs/data.md).
-    wanted = max(THIN_PATCH if fp.thin else PATCH_RANGE[0], 4 * diameter)
+    wanted = max(THIN_PATCH if fp.thin else PATCH_RANGE[0], 4 * fp.object_diameter)
     patch = min(_multiple_of_32(min(wanted + 31, PATCH_RANGE[1])), _multiple_of_32(fp.min_side))
     patch = max(patch, 32)
     return None, patch, f"{why}: full-resolution {patch} px patches (4x the objects, capped)"
@@ -283,9 +281,9 @@ def derive_plan(
     target, reasons["target"] = choose_target(fp, cfg)
     threshold, reasons["threshold"] = choose_threshold(target, cfg)
     object_size = cfg.data.object_size
-    size, patch, reasons["input"] = choose_input(fp, object_size)
-    input_size = patch or size or RESIZE_SIDE
     seen = replace(fp, object_diameter=object_size) if object_size else fp  # what the net sees
+    size, patch, reasons["input"] = choose_input(seen, rescaled=bool(object_size))
+    input_size = patch or size or RESIZE_SIDE
     depth, reasons["depth"] = choose_depth(seen, input_size)
     batch, reasons["batch_size"] = choose_batch(input_size)
     fg_prob, reasons["fg_prob"] = choose_sampling(fp, patch)

@@ -195,11 +195,11 @@ def _train_and_finish(
             model, cfg, out_dir, train_items, val_items, verbose if dist.chief else 0
         )
     history = read_history(run_dir / HISTORY)  # counts a resumed run's earlier sessions
+    wall = max(time.perf_counter() - started, column_max(history.get("seconds")) or 0.0)
+    cpu = max(time.process_time() - cpu_started, column_max(history.get("cpu_seconds")) or 0.0)
     timing = {
-        "train_seconds": round(max(time.perf_counter() - started, recorded(history, "seconds")), 1),
-        "train_cpu_seconds": round(
-            max(time.process_time() - cpu_started, recorded(history, "cpu_seconds")), 1
-        ),
+        "train_seconds": round(wall, 1),
+        "train_cpu_seconds": round(cpu, 1),
         **dist.summary(),
         "jit_compile": bool(model.jit_compile),
         **budget,
@@ -211,14 +211,6 @@ def _train_and_finish(
     with cluster_failures(dist):
         dist.barrier()  # workers stay in the cluster until the chief has written the run
     return FitResult(run_dir, metrics, resumed, cfg, chief=dist.chief)
-
-
-def recorded(history: dict[str, np.ndarray], column: str) -> float:
-    """The largest value of a cumulative history column (0 when it was never logged)."""
-    values = history.get(column)
-    if values is None or not np.isfinite(values).any():
-        return 0.0
-    return float(np.nanmax(values))
 
 
 def build_compiled_model(cfg: RunConfig) -> keras.Model:
@@ -431,10 +423,9 @@ def make_callbacks(
     if clock is not None:
         callbacks.append(clock)
     earlier = [row for row in read_rows(run_dir / HISTORY) if int(row["epoch"]) <= start]
+    last = earlier[-1] if earlier else {}
     callbacks += [
-        EpochClock(*(float(earlier[-1].get(k) or 0.0) for k in ("seconds", "cpu_seconds")))
-        if earlier
-        else EpochClock(),
+        EpochClock(float(last.get("seconds") or 0.0), float(last.get("cpu_seconds") or 0.0)),
         HistoryFile(run_dir / HISTORY, start),
         SaveModel(run_dir / MODEL, monitor, previous_best(run_dir / HISTORY, monitor, start)),
         SaveModel(run_dir / CHECKPOINTS / "last.weights.h5"),
@@ -461,8 +452,14 @@ def previous_best(history: Path, column: str, before: int) -> float | None:
     if values is None:
         return None
     epochs = history_epochs(history)
-    kept = values[epochs <= before] if len(epochs) == len(values) else values
-    return float(np.nanmax(kept)) if np.isfinite(kept).any() else None
+    return column_max(values[epochs <= before] if len(epochs) == len(values) else values)
+
+
+def column_max(values: np.ndarray | None) -> float | None:
+    """The largest number in a history column; None when it has none (never logged, NA)."""
+    if values is None or not np.isfinite(values).any():
+        return None
+    return float(np.nanmax(values))
 
 
 def best_epoch(history: Path, column: str) -> int | None:
