@@ -10,12 +10,13 @@ from conftest import write_folder_dataset
 from layouts import write_ctc
 from PIL import Image
 
-from unet_tf.config import DataConfig
+from unet_tf.config import DataConfig, RunConfig
 from unet_tf.data.checks import DataWarning
 from unet_tf.data.formats.folder import list_images, read_folder
 from unet_tf.data.io import natural_key
 from unet_tf.data.sample import Sample
 from unet_tf.data.splits import split_samples
+from unet_tf.planning import plan_dataset
 from unet_tf.training.resolve import resolve_split
 
 
@@ -76,3 +77,7 @@ def test_auto_split_is_blocked_for_ctc_and_random_for_folders(tmp_path):
     assert resolve_split(DataConfig(data=str(ctc))).split == "blocked"
     assert resolve_split(DataConfig(data=str(folder))).split == "random"
     assert resolve_split(DataConfig(data=str(ctc), split="random")).split == "random"
+    # the plan's fingerprint reads the same fact from the format registry
+    for root, frames in ((ctc, True), (folder, False)):
+        plan = plan_dataset(RunConfig(data=DataConfig(data=str(root))), time_steps=False)
+        assert plan.fingerprint.time_series is frames

@@ -23,7 +23,7 @@ import numpy as np
 from unet_tf.config import DataConfig
 from unet_tf.data.checks import warn
 from unet_tf.data.formats.ctc import validation_config
-from unet_tf.data.formats.registry import detect_format, read_dataset, sample_data_dir
+from unet_tf.data.formats.registry import data_root, detect_format, read_dataset
 from unet_tf.data.sample import Sample
 from unet_tf.data.splits import SUBSETS, split_samples
 from unet_tf.data.targets import is_separating
@@ -80,7 +80,7 @@ def plan_evaluation(
     The loaded predictor is left as it is: the plan holds a new one with a new config.
     """
     run_data = predictor.cfg.data
-    trained_root = sample_data_dir() if run_data.data is None else Path(run_data.data)
+    trained_root = data_root(run_data)
     own = data is None or Path(data).resolve() == trained_root.resolve()
     subset = subset or ("val" if own else "all")
     if subset not in SUBSETS:

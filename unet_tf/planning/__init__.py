@@ -9,10 +9,9 @@ every choice.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from unet_tf.config import RunConfig
-from unet_tf.data.formats.registry import detect_format, read_dataset, sample_data_dir
+from unet_tf.data.formats.registry import data_root, is_time_series, read_dataset
 from unet_tf.errors import UserError
 from unet_tf.planning.fingerprint import Fingerprint, fingerprint
 from unet_tf.planning.rules import Plan, derive_plan
@@ -20,7 +19,6 @@ from unet_tf.planning.timing import seconds_per_step, time_validation
 
 __all__ = ["Fingerprint", "Plan", "parse_duration", "plan_dataset"]
 
-TIME_SERIES_FORMATS = ("ctc", "video")
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
 
@@ -47,10 +45,8 @@ def plan_dataset(
     ``base`` carries the data settings (folder, format, mask threshold); the plan
     replaces the recipe settings. With a budget, a few training steps are timed here.
     """
-    root = Path(base.data.data) if base.data.data else sample_data_dir()
-    samples = read_dataset(root, base.data)
-    fmt = base.data.format if base.data.format != "auto" else detect_format(root)
-    fp = fingerprint(samples, fmt in TIME_SERIES_FORMATS, base.data.mask_threshold)
+    samples = read_dataset(data_root(base.data), base.data)
+    fp = fingerprint(samples, is_time_series(base.data), base.data.mask_threshold)
     timer = (lambda cfg: seconds_per_step(cfg, fp.channels)) if time_steps else None
     # fit validates on about a fifth of the images; their shapes decide its cost
     every = max(1, round(1 / base.data.val_split)) if base.data.val_split > 0 else 0

@@ -22,9 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from unet_tf.config import RunConfig
-from unet_tf.data.formats.registry import detect_format, sample_data_dir
+from unet_tf.data.formats.registry import is_time_series
 from unet_tf.data.pipeline import steps_per_epoch
-from unet_tf.planning import TIME_SERIES_FORMATS
 from unet_tf.planning.fingerprint import fingerprint
 from unet_tf.planning.rules import (
     EPOCH_VALIDATION_SHARE,
@@ -279,9 +278,7 @@ def fit_config(
         return validations[-1]
 
     if planned:
-        root = Path(cfg.data.data) if cfg.data.data else sample_data_dir()
-        fmt = cfg.data.format if cfg.data.format != "auto" else detect_format(root)
-        fp = fingerprint(train + val, fmt in TIME_SERIES_FORMATS, cfg.data.mask_threshold)
+        fp = fingerprint(train + val, is_time_series(cfg.data), cfg.data.mask_threshold)
         # The plan's budget rule times the network that will train: the plan with yours.
         result = derive_plan(
             fp,

@@ -11,11 +11,10 @@ how it was trained.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from unet_tf import __version__
 from unet_tf.config import TARGET_AUTO, DataConfig, RunConfig
-from unet_tf.data.formats.registry import DATASET_FORMATS, detect_format, sample_data_dir
+from unet_tf.data.formats.registry import DATASET_FORMATS, is_time_series
 from unet_tf.data.sample import Sample
 from unet_tf.data.targets import TARGETS, default_target, has_instances
 from unet_tf.errors import UserError
@@ -33,10 +32,6 @@ def check_choices(cfg: RunConfig) -> None:
         TARGETS.check(cfg.data.target)
 
 
-# Layouts whose images are frames of a sequence: neighbours are near copies.
-FRAME_FORMATS = ("ctc", "video")
-
-
 def resolve_split(data: DataConfig) -> DataConfig:
     """``data`` with ``split: auto`` decided: blocked for CTC and video frames, else random.
 
@@ -45,9 +40,7 @@ def resolve_split(data: DataConfig) -> DataConfig:
     """
     if data.split != "auto":
         return data
-    root = sample_data_dir() if data.data is None else data.data
-    fmt = data.format if data.format != "auto" else detect_format(Path(root))
-    return replace(data, split="blocked" if fmt in FRAME_FORMATS else "random")
+    return replace(data, split="blocked" if is_time_series(data) else "random")
 
 
 def resolve_target(cfg: RunConfig, train: list[Sample]) -> RunConfig:

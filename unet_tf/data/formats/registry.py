@@ -28,13 +28,16 @@ class DatasetFormat:
 
     read: Reader
     detect: Callable[[Path], bool]
+    # Frames of one sequence (time-lapse, video): neighbours are near copies, so
+    # validation is a block of frames and the plan records a time series.
+    frames: bool = False
 
 
 # In detection order, most specific first: a DRIVE subset also has an images/ folder.
 DATASET_FORMATS: Registry[DatasetFormat] = Registry("dataset format", "--format")
 DATASET_FORMATS.add(
     "video",
-    DatasetFormat(video.read_video, video.is_video),
+    DatasetFormat(video.read_video, video.is_video, frames=True),
     "a video or TIFF stack with --masks",
 )
 DATASET_FORMATS.add(
@@ -51,7 +54,7 @@ DATASET_FORMATS.add(
 )
 DATASET_FORMATS.add(
     "ctc",
-    DatasetFormat(ctc.read_ctc, ctc.is_ctc_dataset),
+    DatasetFormat(ctc.read_ctc, ctc.is_ctc_dataset, frames=True),
     "Cell Tracking Challenge: 01/, 01_GT/, 01_ST/",
 )
 DATASET_FORMATS.add(
@@ -81,6 +84,17 @@ def detect_format(root: Path) -> str:
         "a Data Science Bowl folder (<id>/images/<id>.png) "
         f"or a video (or pass --format, one of {', '.join(DATASET_FORMATS.names())})"
     )
+
+
+def data_root(data: DataConfig) -> Path:
+    """The training data's folder: ``--data``, or the bundled sample without it."""
+    return sample_data_dir() if data.data is None else Path(data.data)
+
+
+def is_time_series(data: DataConfig) -> bool:
+    """Whether the training data's layout (given or detected) holds frames of one sequence."""
+    fmt = data.format if data.format != "auto" else detect_format(data_root(data))
+    return DATASET_FORMATS.get(fmt).frames
 
 
 def read_dataset(
