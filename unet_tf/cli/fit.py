@@ -116,7 +116,7 @@ def keras_verbosity(quiet: bool) -> int:
     "--split",
     type=choice(SPLITS),
     help="Validation hold-out: random, or blocked (a block of frames) [auto: blocked for "
-    "CTC and video frames, random otherwise].",
+    "CTC and video frames, random otherwise, with a warning if a folder looks like frames].",
 )
 @click.option(
     "--split-gap",

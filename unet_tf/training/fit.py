@@ -20,10 +20,12 @@ import numpy as np
 from unet_tf.atomic import atomic_path, atomic_write_text, remove_stale_temporaries
 from unet_tf.config import AUTO_THRESHOLD_UNTIL_CHOSEN, RunConfig
 from unet_tf.data.border_weights import add_border_weights
+from unet_tf.data.checks import warn
 from unet_tf.data.formats.ctc import validation_config
 from unet_tf.data.formats.registry import read_dataset
 from unet_tf.data.pipeline import Prepared, make_dataset, prepare, steps_per_epoch
 from unet_tf.data.sample import Sample
+from unet_tf.data.sequence import frame_likeness
 from unet_tf.data.splits import split_samples
 from unet_tf.errors import UserError
 from unet_tf.evaluation.provenance import write_training_record
@@ -115,7 +117,22 @@ def _train_and_val(cfg: RunConfig) -> tuple[list[Sample], list[Sample]]:
                 f"{samples[0].channels}; use the same kind of images for both"
             )
         return samples, val
-    return split_samples(samples, resolve_split(cfg.data))  # blocked for frames of a sequence
+    data = resolve_split(cfg.data)  # blocked for frames of a sequence
+    if cfg.data.split == "auto" and data.split == "random" and not data.val_names:
+        _warn_if_frames(samples)
+    return split_samples(samples, data)
+
+
+def _warn_if_frames(samples: list[Sample]) -> None:
+    """Warn when a plain folder's images look like consecutive frames (a random split leaks)."""
+    likeness = frame_likeness(samples)
+    if likeness is not None and likeness.frames:
+        warn(
+            f"the images look like frames of one sequence (each correlates "
+            f"{likeness.neighbour:.2f} with the next, {likeness.distant:.2f} with distant "
+            "ones): a random validation split holds near copies of training images and "
+            "overstates accuracy; pass --split blocked to validate on a block of frames"
+        )
 
 
 def compile_model(model: keras.Model, cfg: RunConfig, lr: float | None = None) -> None:
