@@ -23,7 +23,7 @@ import numpy as np
 from unet_tf.config import DataConfig
 from unet_tf.data.checks import warn
 from unet_tf.data.formats.ctc import validation_config
-from unet_tf.data.formats.registry import data_root, detect_format, read_dataset
+from unet_tf.data.formats.registry import data_root, read_dataset, resolve_format
 from unet_tf.data.sample import Sample
 from unet_tf.data.splits import SUBSETS, split_samples
 from unet_tf.data.targets import is_separating
@@ -116,7 +116,7 @@ def plan_evaluation(
             f"{len(trained_on)} of the {len(samples)} scored image(s) were used to train "
             f"this model ({list_some(trained_on)}); their scores are optimistic"
         )
-    detected = data_cfg.format if data_cfg.format != "auto" else detect_format(root)
+    detected = resolve_format(root, data_cfg.format)
     if instances is None and (detected == "ctc" or is_separating(data_cfg.target)):
         instances = InstanceOptions()  # the CTC's own measure is SEG; the target makes cells
     scorer = Predictor(

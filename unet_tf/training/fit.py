@@ -128,9 +128,9 @@ def _warn_if_frames(samples: list[Sample]) -> None:
     likeness = frame_likeness(samples)
     if likeness is not None and likeness.frames:
         warn(
-            f"the images look like frames of one sequence (each correlates "
-            f"{likeness.neighbour:.2f} with the next, {likeness.distant:.2f} with distant "
-            "ones): a random validation split holds near copies of training images and "
+            f"the images look like frames of one sequence (median correlation "
+            f"{likeness.neighbour:.2f} with the next image, {likeness.distant:.2f} with "
+            "distant ones): a random validation split holds near copies of training images and "
             "overstates accuracy; pass --split blocked to validate on a block of frames"
         )
 

@@ -86,6 +86,11 @@ def detect_format(root: Path) -> str:
     )
 
 
+def resolve_format(root: Path, fmt: str) -> str:
+    """``fmt`` as given (``--format``), or the layout detected at ``root`` when it is auto."""
+    return fmt if fmt != "auto" else detect_format(root)
+
+
 def data_root(data: DataConfig) -> Path:
     """The training data's folder: ``--data``, or the bundled sample without it."""
     return sample_data_dir() if data.data is None else Path(data.data)
@@ -93,8 +98,7 @@ def data_root(data: DataConfig) -> Path:
 
 def is_time_series(data: DataConfig) -> bool:
     """Whether the training data's layout (given or detected) holds frames of one sequence."""
-    fmt = data.format if data.format != "auto" else detect_format(data_root(data))
-    return DATASET_FORMATS.get(fmt).frames
+    return DATASET_FORMATS.get(resolve_format(data_root(data), data.format)).frames
 
 
 def read_dataset(
@@ -104,8 +108,7 @@ def read_dataset(
     path = sample_data_dir() if root is None else Path(root)
     if not path.exists():
         raise UserError(f"data not found: {path}; check the path passed to --data / --val")
-    fmt = cfg.format if cfg.format != "auto" else detect_format(path)
-    samples = DATASET_FORMATS.get(fmt).read(path, cfg, require_masks)
+    samples = DATASET_FORMATS.get(resolve_format(path, cfg.format)).read(path, cfg, require_masks)
     if not samples:
         raise UserError(f"no annotated images found in {path}")
     if cfg.channels is not None:
