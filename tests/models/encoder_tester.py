@@ -22,6 +22,7 @@ import unet_tf  # noqa: F401  (registers the custom objects a saved model needs)
 from unet_tf.config import ModelConfig
 from unet_tf.errors import UserError
 from unet_tf.models import build_model, min_input_size, resolve_model_config
+from unet_tf.models.blocks import BATCHNORM_MOMENTUM
 from unet_tf.models.encoders import ENCODERS
 
 WEIGHTS = SHARED / "weights"
@@ -37,6 +38,17 @@ def file_kernel(path: Path, layer: str) -> np.ndarray:
         group = f[layer]
         names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["weight_names"]]
         return np.array(group[next(n for n in names if "kernel" in n)])
+
+
+def momenta(model: keras.Model) -> set[float]:
+    """The momentum of every BatchNormalization in ``model``, nested encoder included."""
+    found = set()
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.add(layer.momentum)
+        elif isinstance(layer, keras.Model):
+            found |= momenta(layer)
+    return found
 
 
 def raw_image(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
@@ -124,6 +136,8 @@ class EncoderTester:
         reloaded = keras.saving.load_model(tmp_path / "model.keras")  # after `import unet_tf`
         image = raw_image((*self.odd_shape, 1), seed=1)
         np.testing.assert_array_equal(np.asarray(reloaded(image)), np.asarray(grey(image)))
+        # fine-tuned or not, every BatchNorm keeps the short-run momentum (models.blocks)
+        assert momenta(grey) == momenta(reloaded) == {BATCHNORM_MOMENTUM}
 
     def test_imagenet_md5_is_the_one_keras_checks_its_download_against(self):
         spec = ENCODERS.get(self.backbone)

@@ -22,7 +22,7 @@ from keras import layers
 
 from unet_tf.config import ModelConfig
 from unet_tf.errors import UserError
-from unet_tf.models.blocks import decoder_block, segmentation_head
+from unet_tf.models.blocks import BATCHNORM_MOMENTUM, decoder_block, segmentation_head
 from unet_tf.models.encoders import ENCODERS, INPUT, EncoderSpec
 from unet_tf.models.encoders.weights import load_application, weights_md5
 from unet_tf.models.input_layers import encoder_input
@@ -33,8 +33,15 @@ ENCODER = "encoder"
 
 
 def build_encoder(spec: EncoderSpec, weights: str) -> keras.Model:
-    """The nested encoder model: skips then bottleneck."""
+    """The nested encoder model: skips then bottleneck.
+
+    Its BatchNorm layers take the decoder's momentum: fine-tuned, their moving
+    statistics must follow the changing weights as closely (frozen, they never move).
+    """
     app = load_application(spec, weights)
+    for layer in app.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = BATCHNORM_MOMENTUM
     names = [n for n in spec.skips if n != INPUT] + [spec.bottleneck]
     outputs = [app.get_layer(n).output for n in names]
     return keras.Model(app.input, outputs, name=ENCODER)
