@@ -16,7 +16,9 @@ Scores: ``unet-tf evaluate RUN --data TEST`` (DRIVE inside the field of view; CT
 the cells with ``--instances``). Dice is pooled over the test images (F1 for DRIVE), AUC
 where the evaluation computes it. With ``--seeds N`` each cell is mean ± sd of N seeds.
 Each run is a folder under ``--out``; finished runs are skipped, an interrupted one
-resumes, so rerunning the command continues the grid.
+resumes, so rerunning the command continues the grid. Every scored run is also a row of
+``docs/recipes.csv`` (beside ``--doc``), which git keeps: run folders are not committed, so
+the ledger is what lets a later session add seeds (``--first-seed``) to an earlier grid.
 
     nice -n 19 flock /tmp/unet-heavy.lock .venv/bin/python experiments/recipes.py \\
         --budget 5m --dataset drive --dataset hela
@@ -77,6 +79,7 @@ RECIPES = {
     "plan + folds": ["--folds", "3", "--all-folds"],
 }
 NUMBER = re.compile(r"(\d+)")
+LEDGER_FIELDS = ("budget", "dataset", "recipe", "seed", "dice", "auc", "seg", "reach", "date")
 
 
 def subset(source: Path, target: Path, numbers: range) -> Path:
@@ -98,8 +101,13 @@ def unet_tf(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "unet_tf.cli", *args], check=True, cwd=ROOT, env=env)
 
 
-def run_one(out: Path, name: str, data: Dataset, recipe: str, budget: str, seed: int) -> None:
-    """Train one recipe (unless finished) and score it on the test part (a JSON beside it)."""
+def run_one(
+    out: Path, ledger: Path, name: str, data: Dataset, recipe: str, budget: str, seed: int
+) -> None:
+    """Train one recipe (unless finished), score it on the test part and record the scores.
+
+    The scores are a JSON beside the run and a row of ``ledger``.
+    """
     parts = out / "data" / name
     train = subset(data.source, parts / "train", data.train)
     test = subset(data.source, parts / "test", data.test)
@@ -115,6 +123,46 @@ def run_one(out: Path, name: str, data: Dataset, recipe: str, budget: str, seed:
     if not scores.exists():
         extra = ["--instances"] if data.instances else []
         unet_tf("evaluate", str(run_dir), "--data", str(test), *extra, "--json", str(scores))
+    result = json.loads(scores.read_text())["dataset"]
+    single = "--all-folds" not in RECIPES[recipe]  # an ensemble has no one history
+    record(
+        ledger,
+        {
+            "budget": budget,
+            "dataset": name,
+            "recipe": recipe,
+            "seed": str(seed),
+            "dice": f"{result['dice']:.4f}",
+            "auc": f"{result['auc']:.4f}" if result.get("auc") is not None else "",
+            "seg": f"{result['seg']:.4f}" if data.instances else "",
+            "reach": time_to(run_dir, data.reach) if single else "",
+            "date": datetime.date.today().isoformat(),
+        },
+    )
+
+
+def read_ledger(ledger: Path) -> list[dict[str, str]]:
+    """The ledger's rows (none when it does not exist yet)."""
+    if not ledger.exists():
+        return []
+    with ledger.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def record(ledger: Path, row: dict[str, str]) -> None:
+    """Add ``row`` to the ledger, replacing the row of the same budget, dataset, recipe, seed.
+
+    Atomic, so a killed grid never leaves half a ledger.
+    """
+    key = ("budget", "dataset", "recipe", "seed")
+    rows = [r for r in read_ledger(ledger) if any(r[k] != row[k] for k in key)] + [row]
+    rows.sort(key=lambda r: (r["budget"], r["dataset"], r["recipe"], int(r["seed"])))
+    partial = ledger.with_name(f".{ledger.name}.partial")
+    with partial.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=LEDGER_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(partial, ledger)
 
 
 def time_to(run_dir: Path, dice: float) -> str:
@@ -144,23 +192,30 @@ def time_to(run_dir: Path, dice: float) -> str:
     return f"not reached ({float(rows[-1]['val_dice']):.3f} after {spent(rows[-1])})"
 
 
-def cell(results: list[dict], instances: bool) -> str:
-    if not results:
+def cell(rows: list[dict[str, str]]) -> str:
+    """One table cell: test Dice, AUC and SEG (where measured) as mean ± sd over the rows."""
+    if not rows:
         return "not run"
 
-    def stat(values: list[float]) -> str:
+    def stat(column: str) -> str:
+        values = [float(r[column]) for r in rows]
         if len(values) == 1:
             return f"{values[0]:.3f}"
         return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
-    dice = stat([r["dataset"]["dice"] for r in results])
-    parts = [f"**{dice}** ({len(results)})"]
-    aucs = [r["dataset"].get("auc") for r in results]
-    if all(a is not None for a in aucs):
-        parts.append(f"AUC {stat(aucs)}")
-    if instances:
-        parts.append(f"SEG {stat([r['dataset']['seg'] for r in results])}")
+    parts = [f"**{stat('dice')}** ({len(rows)})"]
+    if all(r["auc"] for r in rows):
+        parts.append(f"AUC {stat('auc')}")
+    if all(r["seg"] for r in rows):
+        parts.append(f"SEG {stat('seg')}")
     return parts[0] + "<br>" + " · ".join(parts[1:]) if len(parts) > 1 else parts[0]
+
+
+def reach_cell(rows: list[dict[str, str]]) -> str:
+    """Each seed's time to accuracy, seed by seed."""
+    if not rows:
+        return "not run"
+    return "<br>".join(f"seed {r['seed']}: {r['reach']}" for r in rows)
 
 
 def machine() -> str:
@@ -180,22 +235,25 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "recipes")
     parser.add_argument("--doc", type=Path, default=ROOT / "docs" / "recipes.md")
     parser.add_argument("--budget", default="5m", help="wall-clock training budget per recipe")
-    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--seeds", type=int, default=1, help="how many seeds to train")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="the first of them (to add seeds to a grid)"
+    )
     parser.add_argument("--dataset", action="append", choices=sorted(DATASETS))
     parser.add_argument("--recipe", action="append", choices=list(RECIPES))
     args = parser.parse_args()
     out = args.out.resolve() / args.budget
+    ledger = args.doc.with_suffix(".csv")
     chosen = args.dataset or list(DATASETS)
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     for name in chosen:
         for recipe in args.recipe or list(RECIPES):
-            for seed in range(args.seeds):
-                run_one(out, name, DATASETS[name], recipe, args.budget, seed)
-    # every finished result in the folder, so the doc keeps what earlier commands measured
+            for seed in seeds:
+                run_one(out, ledger, name, DATASETS[name], recipe, args.budget, seed)
+    # every run in the ledger at this budget, so the doc keeps what earlier commands measured
+    rows = [r for r in read_ledger(ledger) if r["budget"] == args.budget]
     table = {
-        (name, recipe): [
-            json.loads(p.read_text())
-            for p in sorted(out.glob(f"{name}-{recipe.replace(' + ', '-')}-s*.json"))
-        ]
+        (name, recipe): [r for r in rows if r["dataset"] == name and r["recipe"] == recipe]
         for name in DATASETS
         for recipe in RECIPES
     }
@@ -204,7 +262,7 @@ def main() -> None:
         "|---|" + "---|" * len(DATASETS),
     ]
     for recipe in RECIPES:
-        cells = [cell(table[(n, recipe)], d.instances) for n, d in DATASETS.items()]
+        cells = [cell(table[(n, recipe)]) for n in DATASETS]
         lines.append(f"| {recipe} | " + " | ".join(cells) + " |")
     reach = [
         "| recipe | "
@@ -213,14 +271,17 @@ def main() -> None:
         "|---|" + "---|" * len(DATASETS),
     ]
     for recipe in ("defaults", "plan"):
-        cells = [time_to(out / f"{n}-{recipe}-s0", d.reach) for n, d in DATASETS.items()]
+        cells = [reach_cell(table[(n, recipe)]) for n in DATASETS]
         reach.append(f"| {recipe} | " + " | ".join(cells) + " |")
-    command = f"experiments/recipes.py --budget {args.budget} --seeds {args.seeds}"
+    seeds_run = sorted({int(r["seed"]) for r in rows})
+    command = f"experiments/recipes.py --budget {args.budget}"
     doc = "\n".join(
         [
             "# Defaults vs the plan vs the plan with a fold ensemble, at the same budget",
             "",
-            f"Generated by `{command}` on {datetime.date.today()}; machine: {machine()}.",
+            f"Generated by `{command}` on {datetime.date.today()} from `{ledger.name}` (every "
+            f"scored run, with its date; seeds {', '.join(map(str, seeds_run))}); "
+            f"machine: {machine()}.",
             "Each recipe trained for the same wall-clock budget "
             f"({args.budget}, the whole ensemble for `plan + folds`) on the training part "
             "and was scored on a test part no recipe saw (see the script's docstring for "
@@ -233,7 +294,7 @@ def main() -> None:
             "## Time to accuracy",
             "",
             "CPU-minutes of training (process CPU time on all cores, validation included; "
-            "seed 0; wall-clock seconds in brackets) until the per-epoch validation Dice "
+            "wall-clock seconds in brackets) until the per-epoch validation Dice "
             "(Keras' metric at threshold 0.5 on the run's validation images, `val_dice` in "
             "`history.csv`) first reached the column's value.",
             "",

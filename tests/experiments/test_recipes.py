@@ -46,3 +46,29 @@ def test_time_to_reads_cpu_minutes_at_the_first_epoch_that_reached(tmp_path):
 def test_time_to_falls_back_to_wall_seconds_for_histories_without_cpu_time(tmp_path):
     (tmp_path / "history.csv").write_text("epoch,seconds,val_dice\n1,30,0.85\n")
     assert recipes.time_to(tmp_path, 0.8) == "30 s, epoch 1"
+
+
+def row(seed: int, dice: str, seg: str = "", reach: str = "") -> dict[str, str]:
+    return {
+        "budget": "10m", "dataset": "hela", "recipe": "plan", "seed": str(seed), "dice": dice,
+        "auc": "", "seg": seg, "reach": reach, "date": "2026-12-06",
+    }  # fmt: skip
+
+
+def test_the_ledger_keeps_one_row_per_run_and_adds_seeds(tmp_path):
+    ledger = tmp_path / "recipes.csv"
+    recipes.record(ledger, row(1, "0.9"))
+    recipes.record(ledger, row(0, "0.8"))
+    recipes.record(ledger, row(1, "0.95"))  # the same run scored again replaces its row
+    rows = recipes.read_ledger(ledger)
+    assert [(r["seed"], r["dice"]) for r in rows] == [("0", "0.8"), ("1", "0.95")]
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_a_cell_is_mean_and_sample_sd_over_seeds():
+    rows = [row(0, "0.90", "0.80", "1.0 CPU-min (30 s), epoch 2"), row(1, "0.94", "0.86", "")]
+    # mean 0.92; sd sqrt(((0.02)^2 + (0.02)^2) / 1) = 0.0283; SEG 0.83 ± 0.0424
+    assert recipes.cell(rows) == "**0.920 ± 0.028** (2)<br>SEG 0.830 ± 0.042"
+    assert recipes.cell(rows[:1]) == "**0.900** (1)<br>SEG 0.800"
+    assert recipes.cell([]) == "not run"
+    assert recipes.reach_cell(rows[:1]) == "seed 0: 1.0 CPU-min (30 s), epoch 2"
