@@ -50,8 +50,9 @@ def test_time_to_falls_back_to_wall_seconds_for_histories_without_cpu_time(tmp_p
 
 def row(seed: int, dice: str, seg: str = "", reach: str = "") -> dict[str, str]:
     return {
-        "budget": "10m", "dataset": "hela", "recipe": "plan", "seed": str(seed), "dice": dice,
-        "auc": "", "seg": seg, "reach": reach, "date": "2026-12-06",
+        "machine": "a CPU", "budget": "10m", "dataset": "hela", "recipe": "plan",
+        "seed": str(seed), "dice": dice, "auc": "", "seg": seg, "reach": reach,
+        "date": "2026-12-06",
     }  # fmt: skip
 
 
@@ -72,3 +73,11 @@ def test_a_cell_is_mean_and_sample_sd_over_seeds():
     assert recipes.cell(rows[:1]) == "**0.900** (1)<br>SEG 0.800"
     assert recipes.cell([]) == "not run"
     assert recipes.reach_cell(rows[:1]) == "seed 0: 1.0 CPU-min (30 s), epoch 2"
+
+
+def test_the_doc_keeps_machines_apart(tmp_path):
+    other = {**row(0, "0.50"), "machine": "a slower CPU"}
+    doc = recipes.render([row(0, "0.90", "0.80"), row(1, "0.94", "0.86"), other], "10m", "x.csv")
+    ours, slower = doc.split("## a CPU")[1].split("## a slower CPU")
+    assert "**0.920 ± 0.028** (2)<br>SEG 0.830 ± 0.042" in ours and "0.500" not in ours
+    assert "**0.500** (1)" in slower and "Seeds 0;" in slower
