@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -70,8 +69,10 @@ def main() -> None:
                     flush=True,
                 )
             rows.append(row)
+    from unet_tf.runtime.precision import describe_cpu  # the parent times nothing itself
+
     lines = [
-        f"Machine: {platform.processor() or platform.machine()}, {_cpu()}; batch 4, depth 4, "
+        f"Machine: {describe_cpu()}; batch 4, depth 4, "
         f"median of {args.steps} train_on_batch steps after 2 warm-up steps, XLA off.",
         "",
         "| base filters | input | float32 s/step | mixed_bfloat16 s/step | bf16 speed-up |",
@@ -87,16 +88,6 @@ def main() -> None:
     if args.out:
         with open(args.out, "w") as f:
             f.write(table + "\n")
-
-
-def _cpu() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            lines = f.readlines()
-    except OSError:
-        return "unknown CPU"
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return f"{names[0]} x {len(names)} cores" if names else "unknown CPU"
 
 
 if __name__ == "__main__":

@@ -292,15 +292,13 @@ def render(rows: list[dict[str, str]], budget: str, ledger_name: str) -> str:
 
 
 def machine() -> str:
-    model = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        "unknown CPU",
-    )
-    return f"{model}, {os.cpu_count()} logical cores, no GPU"
+    """The CPU as the tables name it (every run here is on CPUs).
+
+    Imported here, so the driver holds no TensorFlow while it waits on its runs.
+    """
+    from unet_tf.runtime.precision import describe_cpu
+
+    return f"{describe_cpu()}, no GPU"
 
 
 def main() -> None:

@@ -302,12 +302,13 @@ def cpu_total(grid: Grid) -> tuple[int, float]:
 
 
 def machine() -> str:
-    model = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    return f"{model}, {os.cpu_count()} logical cores, no GPU"
+    """The CPU as the tables name it (every run here is on CPUs).
+
+    Imported here, so the driver holds no TensorFlow while it waits on its runs.
+    """
+    from unet_tf.runtime.precision import describe_cpu
+
+    return f"{describe_cpu()}, no GPU"
 
 
 def study_table(grid: Grid, key: str, study: Study) -> tuple[str, dict]:

@@ -47,6 +47,7 @@ from unet_tf.runtime.info import environment_report, format_report
 from unet_tf.runtime.keras_internals import fix_multiworker_fit
 from unet_tf.runtime.precision import (
     cpu_supports_bf16,
+    describe_cpu,
     measured_cpu_precision,
     resolve_precision,
 )
@@ -301,6 +302,7 @@ def test_info_reports_versions_devices_and_resolved_choices(monkeypatch, capsys)
     assert environment_report(precision="float32")["precision"] == "float32"
     text = format_report(report)
     assert f"TensorFlow:        {tf.__version__}" in text and "TF_CONFIG:         unset" in text
+    assert f"CPU:               {describe_cpu()}" in text
 
     monkeypatch.setenv("TF_CONFIG", tf_config(["127.0.0.1:1", "127.0.0.1:2"], 1))
     assert main(["info", "--json"]) == 0

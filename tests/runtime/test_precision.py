@@ -72,3 +72,20 @@ def test_auto_names_the_timing_that_chose_it_only_when_one_did(cache):
         assert measured == measured_cpu_precision() and measured["precision"] == policy
     else:
         assert (policy, measured, cache.exists()) == ("float32", None, False)
+
+
+@pytest.mark.parametrize(
+    ("flags", "vector"),
+    [
+        ("fpu avx2 avx512f avx512_bf16", "AVX-512 with bfloat16"),
+        ("fpu avx2 avx512f", "AVX-512, no bfloat16"),
+        ("fpu avx avx2 fma", "AVX2, no AVX-512"),
+        ("fpu sse4_2", "no AVX2"),
+    ],
+)
+def test_the_cpu_is_described_by_its_vector_instructions(monkeypatch, flags, vector):
+    """Two machines both named "AMD EPYC" differ in what they can do; the description says."""
+    fields = {"model name": "AMD EPYC", "flags": flags}
+    monkeypatch.setattr(precision, "_cpuinfo", lambda field: fields.get(field, ""))
+    monkeypatch.setattr(precision.os, "cpu_count", lambda: 2)
+    assert precision.describe_cpu() == f"AMD EPYC, 2 logical cores, {vector}"

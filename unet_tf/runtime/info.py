@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from unet_tf import __version__
 from unet_tf.runtime.distribute import local_devices, read_tf_config, resolve_strategy
-from unet_tf.runtime.precision import cpu_supports_bf16, precision_choice
+from unet_tf.runtime.precision import cpu_supports_bf16, describe_cpu, precision_choice
 from unet_tf.runtime.xla import use_xla
 
 
@@ -50,6 +50,7 @@ def environment_report(
         "gpus": [
             tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus
         ],
+        "cpu": describe_cpu(),
         "cpu_bf16": cpu_supports_bf16(),
         "precision": policy,
         "precision_timing": measured and {k: v for k, v in measured.items() if k != "precision"},
@@ -73,6 +74,7 @@ def format_report(report: dict[str, Any]) -> str:
         ("CUDA build", cuda),
         ("devices", ", ".join(report["devices"])),
         ("GPUs", ", ".join(report["gpus"]) or "none"),
+        ("CPU", report["cpu"]),
         ("CPU bfloat16", "yes" if report["cpu_bf16"] else "no"),
         ("precision", report["precision"] + _timing(report["precision_timing"])),
         ("XLA (jit_compile)", "on" if report["jit_compile"] else "off"),

@@ -57,6 +57,30 @@ def cpu_supports_bf16() -> bool:
     return any(flag in flags for flag in BF16_FLAGS)
 
 
+def cpu_model() -> str:
+    """The CPU's model name, or what the platform says where /proc/cpuinfo is absent."""
+    return _cpuinfo("model name") or platform.processor() or platform.machine() or "unknown CPU"
+
+
+def describe_cpu() -> str:
+    """Model, logical cores and vector instructions: what a CPU measurement depends on.
+
+    The model name alone does not say it: "AMD EPYC" has named 2-core machines here with
+    AVX-512 BF16 (Zen 4) and with AVX2 only (Zen 3), which train a U-Net at different
+    speeds and in different precisions, so benchmark and budget tables name the set.
+    """
+    flags = cpu_flags()
+    if cpu_supports_bf16():
+        vector = "AVX-512 with bfloat16"
+    elif "avx512f" in flags:
+        vector = "AVX-512, no bfloat16"
+    elif "avx2" in flags:
+        vector = "AVX2, no AVX-512"
+    else:
+        vector = "no AVX2" if flags else "vector instructions unknown"
+    return f"{cpu_model()}, {os.cpu_count()} logical cores, {vector}"
+
+
 def gpu_available() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
@@ -93,8 +117,7 @@ def cache_dir() -> Path:
 
 def machine_key() -> str:
     """What the measurement depends on: the CPU, its cores and the TensorFlow build."""
-    model = _cpuinfo("model name") or platform.processor() or platform.machine()
-    parts = [model, str(os.cpu_count()), tf.__version__, *sorted(cpu_flags())]
+    parts = [cpu_model(), str(os.cpu_count()), tf.__version__, *sorted(cpu_flags())]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
