@@ -69,7 +69,7 @@ def main() -> None:
                     flush=True,
                 )
             rows.append(row)
-    from unet_tf.runtime.precision import describe_cpu  # the parent times nothing itself
+    from unet_tf.runtime.cpu import describe_cpu  # the parent times nothing itself
 
     lines = [
         f"Machine: {describe_cpu()}; batch 4, depth 4, "

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import datetime
+import io
 import json
 import os
 import re
@@ -38,6 +39,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from table1 import atomic_write_text, machine  # experiments/ is the script's folder
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -155,17 +158,16 @@ def read_ledger(ledger: Path) -> list[dict[str, str]]:
 def record(ledger: Path, row: dict[str, str]) -> None:
     """Add ``row`` to the ledger, replacing the row of the same run (machine, budget, ...).
 
-    Atomic, so a killed grid never leaves half a ledger.
+    Written atomically, so a killed grid never leaves half a ledger.
     """
     key = ("machine", "budget", "dataset", "recipe", "seed")
     rows = [r for r in read_ledger(ledger) if any(r[k] != row[k] for k in key)] + [row]
     rows.sort(key=lambda r: (r["machine"], r["budget"], r["dataset"], r["recipe"], int(r["seed"])))
-    partial = ledger.with_name(f".{ledger.name}.partial")
-    with partial.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=LEDGER_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(partial, ledger)
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=LEDGER_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(ledger, text.getvalue())
 
 
 def time_to(run_dir: Path, dice: float) -> str:
@@ -229,17 +231,14 @@ def render(rows: list[dict[str, str]], budget: str, ledger_name: str) -> str:
     """
     sections = []
     for host in sorted({r["machine"] for r in rows}):
+        mine = [r for r in rows if r["machine"] == host]
         table = {
-            (name, recipe): [
-                r
-                for r in rows
-                if r["machine"] == host and r["dataset"] == name and r["recipe"] == recipe
-            ]
+            (name, recipe): [r for r in mine if r["dataset"] == name and r["recipe"] == recipe]
             for name in DATASETS
             for recipe in RECIPES
         }
-        seeds = sorted({int(r["seed"]) for r in rows if r["machine"] == host})
-        dates = sorted({r["date"] for r in rows if r["machine"] == host})
+        seeds = sorted({int(r["seed"]) for r in mine})
+        dates = sorted({r["date"] for r in mine})
         lines = [
             f"## {host}",
             "",
@@ -291,16 +290,6 @@ def render(rows: list[dict[str, str]], budget: str, ledger_name: str) -> str:
     )
 
 
-def machine() -> str:
-    """The CPU as the tables name it (every run here is on CPUs).
-
-    Imported here, so the driver holds no TensorFlow while it waits on its runs.
-    """
-    from unet_tf.runtime.precision import describe_cpu
-
-    return f"{describe_cpu()}, no GPU"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "runs" / "recipes")
@@ -324,9 +313,7 @@ def main() -> None:
     # every run in the ledger at this budget, so the doc keeps what earlier commands measured
     rows = [r for r in read_ledger(ledger) if r["budget"] == args.budget]
     doc = render(rows, args.budget, ledger.name)
-    partial = args.doc.with_name(f".{args.doc.name}.partial")
-    partial.write_text(doc)
-    os.replace(partial, args.doc)  # atomic: a killed run never leaves half a doc
+    atomic_write_text(args.doc, doc)  # a killed run never leaves half a doc
     print(doc)
 
 

@@ -51,17 +51,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_atomic():
-    """``unet_tf.atomic`` without the package: ``import unet_tf`` loads TensorFlow (seconds
-    of CPU), and this driver only launches ``unet-tf`` processes and writes tables."""
-    spec = importlib.util.spec_from_file_location("unet_tf_atomic", ROOT / "unet_tf" / "atomic.py")
+def _load(name: str):
+    """A standard-library-only module of ``unet_tf`` without the package: ``import unet_tf``
+    loads TensorFlow (seconds of CPU), and this driver only launches ``unet-tf`` processes
+    and writes tables."""
+    path = ROOT / "unet_tf" / f"{name.replace('.', '/')}.py"
+    spec = importlib.util.spec_from_file_location(f"unet_tf_{name.replace('.', '_')}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-_atomic = _load_atomic()
+_atomic = _load("atomic")
 atomic_path, atomic_write_text = _atomic.atomic_path, _atomic.atomic_write_text
+describe_cpu = _load("runtime.cpu").describe_cpu
 SHARED = Path(os.environ.get("UNET_TF_SHARED", ROOT.parent / "shared"))
 CTC = SHARED / "data" / "ctc"
 DOC = ROOT / "docs" / "table1.md"
@@ -302,12 +305,7 @@ def cpu_total(grid: Grid) -> tuple[int, float]:
 
 
 def machine() -> str:
-    """The CPU as the tables name it (every run here is on CPUs).
-
-    Imported here, so the driver holds no TensorFlow while it waits on its runs.
-    """
-    from unet_tf.runtime.precision import describe_cpu
-
+    """The CPU as the tables name it (every run here is on CPUs)."""
     return f"{describe_cpu()}, no GPU"
 
 

@@ -28,6 +28,7 @@ from unet_tf.cli import main
 from unet_tf.config import RunConfig
 from unet_tf.errors import UserError
 from unet_tf.rundir import config_differences
+from unet_tf.runtime.cpu import cpu_supports_bf16, describe_cpu
 from unet_tf.runtime.distribute import (
     Distribution,
     Task,
@@ -45,12 +46,7 @@ from unet_tf.runtime.distribute import (
 )
 from unet_tf.runtime.info import environment_report, format_report
 from unet_tf.runtime.keras_internals import fix_multiworker_fit
-from unet_tf.runtime.precision import (
-    cpu_supports_bf16,
-    describe_cpu,
-    measured_cpu_precision,
-    resolve_precision,
-)
+from unet_tf.runtime.precision import measured_cpu_precision, resolve_precision
 from unet_tf.runtime.xla import use_xla
 from unet_tf.training.fit import build_compiled_model
 

@@ -7,7 +7,7 @@ import json
 import keras
 import pytest
 
-from unet_tf.runtime import precision
+from unet_tf.runtime import cpu, precision
 from unet_tf.runtime.precision import (
     PRECISION_CACHE,
     machine_key,
@@ -68,7 +68,7 @@ def test_a_named_precision_is_never_measured(cache):
 def test_auto_names_the_timing_that_chose_it_only_when_one_did(cache):
     policy, measured = precision_choice("auto")
     assert policy == resolve_precision("auto")
-    if precision.cpu_supports_bf16():
+    if cpu.cpu_supports_bf16():
         assert measured == measured_cpu_precision() and measured["precision"] == policy
     else:
         assert (policy, measured, cache.exists()) == ("float32", None, False)
@@ -86,6 +86,6 @@ def test_auto_names_the_timing_that_chose_it_only_when_one_did(cache):
 def test_the_cpu_is_described_by_its_vector_instructions(monkeypatch, flags, vector):
     """Two machines both named "AMD EPYC" differ in what they can do; the description says."""
     fields = {"model name": "AMD EPYC", "flags": flags}
-    monkeypatch.setattr(precision, "_cpuinfo", lambda field: fields.get(field, ""))
-    monkeypatch.setattr(precision.os, "cpu_count", lambda: 2)
-    assert precision.describe_cpu() == f"AMD EPYC, 2 logical cores, {vector}"
+    monkeypatch.setattr(cpu, "_cpuinfo", lambda field: fields.get(field, ""))
+    monkeypatch.setattr(cpu.os, "cpu_count", lambda: 2)
+    assert cpu.describe_cpu() == f"AMD EPYC, 2 logical cores, {vector}"

@@ -14,8 +14,9 @@ import keras
 import tensorflow as tf
 
 from unet_tf import __version__
+from unet_tf.runtime.cpu import cpu_supports_bf16, describe_cpu
 from unet_tf.runtime.distribute import local_devices, read_tf_config, resolve_strategy
-from unet_tf.runtime.precision import cpu_supports_bf16, describe_cpu, precision_choice
+from unet_tf.runtime.precision import precision_choice
 from unet_tf.runtime.xla import use_xla
 
 

@@ -20,7 +20,6 @@ import functools
 import hashlib
 import json
 import os
-import platform
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,55 +29,11 @@ import numpy as np
 import tensorflow as tf
 
 from unet_tf.atomic import atomic_write_text
+from unet_tf.runtime.cpu import cpu_flags, cpu_model, cpu_supports_bf16
 
-BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 BF16_GAIN = 0.9  # bfloat16 is chosen only if a step takes at most this share of float32's
 CACHE_ENV = "UNET_TF_CACHE"  # where measurements are kept [~/.cache/unet-tf]
 PRECISION_CACHE = "precision.json"
-
-
-def _cpuinfo(field: str) -> str:
-    """The first ``field`` line of /proc/cpuinfo (Linux; empty elsewhere)."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return ""
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(field)), "")
-
-
-def cpu_flags() -> list[str]:
-    """The CPU's feature flags."""
-    return _cpuinfo("flags").split()
-
-
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bfloat16 instructions."""
-    flags = cpu_flags()
-    return any(flag in flags for flag in BF16_FLAGS)
-
-
-def cpu_model() -> str:
-    """The CPU's model name, or what the platform says where /proc/cpuinfo is absent."""
-    return _cpuinfo("model name") or platform.processor() or platform.machine() or "unknown CPU"
-
-
-def describe_cpu() -> str:
-    """Model, logical cores and vector instructions: what a CPU measurement depends on.
-
-    The model name alone does not say it: "AMD EPYC" has named 2-core machines here with
-    AVX-512 BF16 (Zen 4) and with AVX2 only (Zen 3), which train a U-Net at different
-    speeds and in different precisions, so benchmark and budget tables name the set.
-    """
-    flags = cpu_flags()
-    if cpu_supports_bf16():
-        vector = "AVX-512 with bfloat16"
-    elif "avx512f" in flags:
-        vector = "AVX-512, no bfloat16"
-    elif "avx2" in flags:
-        vector = "AVX2, no AVX-512"
-    else:
-        vector = "no AVX2" if flags else "vector instructions unknown"
-    return f"{cpu_model()}, {os.cpu_count()} logical cores, {vector}"
 
 
 def gpu_available() -> bool:
