@@ -123,6 +123,7 @@ def time_step(policy: str, steps: int = 5) -> float:
             x = keras.layers.ReLU()(x)
         model = keras.Model(inputs, keras.layers.Conv2D(1, 1, dtype="float32")(x))
     optimizer = keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)  # else the first step traces twice
     rng = np.random.default_rng(0)
     images = tf.constant(rng.random((4, 128, 128, 1), np.float32))
     targets = tf.constant(rng.random((4, 128, 128, 1), np.float32))
