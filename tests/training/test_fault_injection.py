@@ -33,7 +33,7 @@ FLAGS = ["--size", "64", "--base-filters", "4", "--depth", "2", "--batch-size", 
 FLAGS += ["--precision", "float32", "--quiet"]
 ENV = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 ENV.pop(SLOW_WRITES_ENV, None)
-SLOW = "1"  # seconds each write waits under its temporary name
+SLOW = "0.5"  # seconds each write waits under its temporary name: time to see it and kill
 BACKUP = Path("checkpoints") / "backup"
 
 pytestmark = pytest.mark.slow
