@@ -12,6 +12,9 @@ from PIL import Image
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# One intra-op thread per process: the suite runs a worker per core, and the tiny test
+# models gain nothing from a second thread, which would only spin on the other's core.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 # Per-machine measurements (precision "auto") go to a folder of the test run, not ~/.cache.
 os.environ.setdefault("UNET_TF_CACHE", tempfile.mkdtemp(prefix="unet-tf-cache-"))
 
