@@ -22,17 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("UNET_TF_SHARED", ROOT.parent / "shared"))
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules with slow tests first, in their order otherwise.
-
-    pytest-xdist hands out whole modules (``--dist loadfile``) in this order; a slow
-    module dealt last keeps one core busy while the other waits, so the short modules
-    go last, where they fill the gaps.
-    """
-    slow = {item.path for item in items if item.get_closest_marker("slow")}
-    items.sort(key=lambda item: item.path not in slow)
-
-
 def shared_path(*parts: str) -> Path:
     """A path under ../shared, skipping the test with a reason when it is absent."""
     path = SHARED.joinpath(*parts)

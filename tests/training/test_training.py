@@ -27,6 +27,23 @@ def read_history(run_dir):
         return list(csv.DictReader(f))
 
 
+def test_compile_builds_the_optimizer_so_the_training_step_is_traced_once(tiny_config):
+    """Keras alone builds the optimizer inside the first step, which then traces twice."""
+    from unet_tf.models import build_model
+
+    cfg = tiny_config()
+    cfg.data.target, cfg.model.in_channels = "binary", 1
+    model = build_model(cfg.model, 64)
+    training.compile_model(model, cfg)
+    assert model.optimizer.built
+    traced = []
+    step = model.train_step
+    model.train_step = lambda data: traced.append(1) or step(data)  # runs once per trace
+    x = np.random.default_rng(0).random((4, 64, 64, 1)).astype(np.float32)
+    model.fit(x, (x > 0.5).astype(np.float32), batch_size=2, epochs=2, verbose=0)
+    assert len(traced) == 1
+
+
 def test_step_schedule_by_hand():
     lrs = [step_lr(1e-3, e, 8) for e in range(8)]
     assert lrs == pytest.approx([1e-3] * 4 + [7.5e-4] * 2 + [5.625e-4] * 2)
