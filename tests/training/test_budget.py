@@ -157,9 +157,10 @@ def test_a_resumed_budget_run_counts_the_time_and_steps_already_spent(
 
     # an hour's budget: the run goes on past its 4 planned epochs to the cap (here 2 x 4,
     # not BUDGET_EPOCHS_CAP x 4, for the suite's time)
-    monkeypatch.setattr(training, "BUDGET_EPOCHS_CAP", 2)
+    cap = 2
+    monkeypatch.setattr(training, "BUDGET_EPOCHS_CAP", cap)
     result = training.fit(copy.deepcopy(cfg), run_dir, verbose=0, log=lambda _: None)
-    epochs = 4 * 2
+    epochs = 4 * cap
     assert result.resumed and len(history_rows(run_dir)) == epochs
     assert result.metrics["steps_done"] == 2 * epochs  # 4 before the crash, the rest after
     assert result.metrics["seconds_trained"] >= round(spent, 1)

@@ -123,9 +123,7 @@ def test_patch_trained_model_rejects_too_small_images(tmp_path, tiny_config):
 def tiny_model(tiny_config):
     cfg = tiny_config()
     cfg.model.in_channels = 1
-    model = training.build_compiled_model(cfg)
-    model.optimizer.build(model.trainable_variables)
-    return model
+    return training.build_compiled_model(cfg)
 
 
 def test_backup_slots_rotate_and_a_damaged_newest_falls_back(tmp_path, tiny_config, capsys):

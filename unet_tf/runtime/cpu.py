@@ -28,9 +28,9 @@ def cpu_flags() -> list[str]:
     return _cpuinfo("flags").split()
 
 
-def cpu_supports_bf16() -> bool:
-    """True when the CPU has native bfloat16 instructions."""
-    flags = cpu_flags()
+def cpu_supports_bf16(flags: list[str] | None = None) -> bool:
+    """True when the CPU (or the given feature ``flags``) has native bfloat16 instructions."""
+    flags = cpu_flags() if flags is None else flags
     return any(flag in flags for flag in BF16_FLAGS)
 
 
@@ -47,7 +47,7 @@ def describe_cpu() -> str:
     speeds and in different precisions, so benchmark and budget tables name the set.
     """
     flags = cpu_flags()
-    if cpu_supports_bf16():
+    if cpu_supports_bf16(flags):
         vector = "AVX-512 with bfloat16"
     elif "avx512f" in flags:
         vector = "AVX-512, no bfloat16"

@@ -69,13 +69,12 @@ def restore_backup(model: keras.Model, backup_dir: Path) -> Restored | None:
 
     A damaged slot is skipped with a one-line warning; if backups exist but none can
     be read, the run cannot resume and must not silently start over, so this raises a
-    ``UserError`` that names the folder. Call it in the model's strategy scope.
+    ``UserError`` that names the folder. Call it in the model's strategy scope, on a model
+    from ``compile_model``: that builds the optimizer, whose state is in the weights file.
     """
     candidates = _candidates(backup_dir)
     if not candidates:
         return None
-    if model.optimizer is not None and not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)  # its state is in the weights file
     problems = []
     for i, (weights, metadata) in enumerate(candidates):
         try:

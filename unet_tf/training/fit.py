@@ -138,9 +138,10 @@ def _warn_if_frames(samples: list[Sample]) -> None:
 def compile_model(model: keras.Model, cfg: RunConfig, lr: float | None = None) -> None:
     """Compile in the strategy the model was built in, so the optimizer is mirrored too.
 
-    The optimizer's slots are built here, eagerly. Without a distribution strategy Keras
-    leaves that to the first train step, which then creates variables inside
-    ``tf.function`` and so is traced twice: seconds of CPU per run, for nothing.
+    The optimizer's slots are built here, eagerly: a resumed run loads their state from
+    its backup, and without a distribution strategy Keras would leave them to the first
+    train step, which then creates variables inside ``tf.function`` and so is traced
+    twice (seconds of CPU per run, for nothing).
     """
     with model.distribute_strategy.scope():
         model.compile(
