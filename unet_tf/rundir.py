@@ -47,6 +47,7 @@ HISTORY = "history.csv"
 CHECKPOINTS = "checkpoints"
 LOGS = "logs"
 BACKUP = f"{CHECKPOINTS}/backup"  # the resume state of an interrupted run
+LAST_WEIGHTS = f"{CHECKPOINTS}/last.weights.h5"  # the final weights, once training ends
 RUN_MARKER = ".unet-tf-run"
 EXPORT_MARKER = ".unet-tf-export"
 LOCK = ".unet-tf.lock"

@@ -82,12 +82,15 @@ def test_interrupted_run_resumes_from_its_last_epoch(tmp_path, tiny_config, monk
         training.fit(copy.deepcopy(cfg), run_dir, verbose=0, log=lambda _: None)
     assert not (run_dir / "metrics.json").exists()
     assert [r["epoch"] for r in read_history(run_dir)] == ["1", "2"]  # numbered from 1
+    last = run_dir / "checkpoints" / "last.weights.h5"
+    assert not last.exists()  # written once, when training ends: until then the backup holds it
 
     monkeypatch.setattr(training, "make_callbacks", original)
     result = training.fit(copy.deepcopy(cfg), run_dir, verbose=0, log=lambda _: None)
     assert result.resumed
     assert [r["epoch"] for r in read_history(run_dir)] == ["1", "2", "3", "4"]
     assert (run_dir / "metrics.json").exists()
+    tiny_model(tiny_config).load_weights(last)  # the final weights, complete
     # time to accuracy reads the training seconds, counted on across the resume
     seconds = [float(r["seconds"]) for r in read_history(run_dir)]
     assert seconds[0] > 0 and seconds == sorted(set(seconds))

@@ -4,7 +4,7 @@ Every file here is written under a temporary name and renamed into place
 (``unet_tf.atomic``), so a kill at any moment leaves each one as it was or whole.
 
 At the end of an epoch the callbacks write, in this order: the history row, the best
-model (``model.keras``), the last weights, then the resume backup. The backup commits
+model (``model.keras``), then the resume backup. The backup commits
 the epoch: until it is written, a rerun trains that epoch again, and the history drops
 the epoch's row when the rerun starts, so every epoch appears exactly once.
 
@@ -204,36 +204,37 @@ class Backup(keras.callbacks.Callback):
 
 
 class SaveModel(keras.callbacks.Callback):
-    """Save the model (``.keras``) or its weights (``.weights.h5``) atomically.
+    """Save the best model (``.keras``) atomically: when ``monitor`` beats every earlier
+    score (``best`` carries the best of an interrupted run's finished epochs), or while
+    there is no file yet."""
 
-    With ``monitor``, only when that score beats every earlier one (``best`` carries
-    the best of an interrupted run's finished epochs), or while there is no file yet;
-    else at every epoch.
-    """
-
-    def __init__(self, path: Path, monitor: str | None = None, best: float | None = None):
+    def __init__(self, path: Path, monitor: str, best: float | None = None):
         super().__init__()
         self.path, self.monitor, self.best = path, monitor, best
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if self.monitor is not None:
-            score = float((logs or {}).get(self.monitor, np.nan))
-            improved = np.isfinite(score) and (self.best is None or score > self.best)
-            if not improved and self.path.exists():
-                return
-            if improved:
-                self.best = score
-        try:
-            with atomic_path(self.path) as tmp:
-                if self.path.name.endswith(".weights.h5"):
-                    save_weights(self.model, tmp)
-                else:
-                    self.model.save(tmp)
-        except OSError as exc:
-            if exc.filename is not None:
-                raise
-            # zipfile's errors (a full disk while writing .keras) do not name the file
-            raise OSError(exc.errno, exc.strerror, str(self.path)) from exc
+        score = float((logs or {}).get(self.monitor, np.nan))
+        improved = np.isfinite(score) and (self.best is None or score > self.best)
+        if not improved and self.path.exists():
+            return
+        if improved:
+            self.best = score
+        save_model(self.model, self.path)
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """Write the model (``.keras``) or its weights (``.weights.h5``) atomically."""
+    try:
+        with atomic_path(path) as tmp:
+            if path.name.endswith(".weights.h5"):
+                save_weights(model, tmp)
+            else:
+                model.save(tmp)
+    except OSError as exc:
+        if exc.filename is not None:
+            raise
+        # zipfile's errors (a full disk while writing .keras) do not name the file
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
 
 
 class HistoryFile(keras.callbacks.Callback):

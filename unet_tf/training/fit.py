@@ -37,9 +37,9 @@ from unet_tf.models import build_model
 from unet_tf.models.sm import load_options
 from unet_tf.rundir import (
     BACKUP,
-    CHECKPOINTS,
     CONFIG,
     HISTORY,
+    LAST_WEIGHTS,
     LOGS,
     METRICS,
     MODEL,
@@ -81,6 +81,7 @@ from unet_tf.training.checkpoints import (
     read_rows,
     remove_backup,
     restore_backup,
+    save_model,
 )
 from unet_tf.training.losses import get_loss
 from unet_tf.training.metrics import training_metrics
@@ -309,6 +310,8 @@ def train_model(
                     verbose=verbose,
                     shuffle=False,  # the dataset shuffles itself
                 )
+        # Once, not at every epoch: until training ends the backup holds these weights.
+        save_model(model, run_dir / LAST_WEIGHTS)
     if clock is None:
         return {}
     return {
@@ -452,7 +455,6 @@ def make_callbacks(
         EpochClock(float(last.get("seconds") or 0.0), float(last.get("cpu_seconds") or 0.0)),
         HistoryFile(run_dir / HISTORY, start),
         SaveModel(run_dir / MODEL, monitor, previous_best(run_dir / HISTORY, monitor, start)),
-        SaveModel(run_dir / CHECKPOINTS / "last.weights.h5"),
         Backup(phase.backup_dir(run_dir / BACKUP), restored, clock),
         EpochTensorBoard(log_dir=str(run_dir / LOGS), write_graph=False),
     ]
