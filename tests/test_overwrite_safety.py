@@ -185,9 +185,9 @@ def test_overwrite_keeps_the_old_run_until_the_new_one_finishes(trained, tmp_pat
         first.send_signal(signal.SIGKILL)
         first.wait()
     assert tree(mine) == old  # the finished run is untouched by the killed replacement
-    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
-    assert rerun.returncode == 0, rerun.stderr
-    assert "resuming" in rerun.stdout
+    code, out, err = run(capsys, *command[3:])  # the identical rerun, in this process
+    assert code == 0, err
+    assert "resuming" in out
     assert not staged.exists()
     assert (mine / METRICS).read_bytes() != old[METRICS]
     assert json.loads((mine / METRICS).read_text())["validation"] is not None
