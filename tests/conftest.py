@@ -88,6 +88,24 @@ TINY_FIT = ["--size", "64", "--base-filters", "4", "--depth", "2", "--batch-size
 TINY_FIT += ["--precision", "float32", "--quiet"]
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(data, run): a tiny U-Net trained once per test process, for the CLI tests.
+
+    Six 64 px disk images (five train, one validates), two epochs, ``--threshold auto``.
+    Training one run per module cost each module a fit; this one is shared, so tests
+    only read it, and copy it before changing it (``shutil.copytree``).
+    """
+    from unet_tf.cli import main
+
+    root = tmp_path_factory.mktemp("tiny-run")
+    data = write_folder_dataset(root / "data", n=6)
+    run_dir = root / "run"
+    args = ["fit", "--data", data, "--run-dir", run_dir, "--epochs", "2", "--threshold", "auto"]
+    assert main([str(a) for a in [*args, *TINY_FIT]]) == 0
+    return data, run_dir
+
+
 def run_cli(capsys, *args) -> tuple[int, str, str]:
     """Run the CLI in this process: exit code, stdout, stderr."""
     from unet_tf.cli import main

@@ -22,7 +22,6 @@ from conftest import TINY_FIT as TINY
 from conftest import run_cli as run
 
 from unet_tf.atomic import TMP_PREFIX, atomic_path, atomic_write_text
-from unet_tf.cli import main
 from unet_tf.errors import UserError
 from unet_tf.rundir import (
     LOCK,
@@ -46,30 +45,18 @@ def tree(folder: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    from conftest import write_folder_dataset
-
-    root = tmp_path_factory.mktemp("safety")
-    data = write_folder_dataset(root / "data", n=6)
-    run_dir = root / "run"
-    args = ["fit", "--data", data, "--run-dir", run_dir, "--epochs", "1", *TINY]
-    assert main([str(a) for a in args]) == 0
-    return data, run_dir
-
-
 def copy_run(run_dir: Path, dest: Path) -> Path:
     shutil.copytree(run_dir, dest)
     return dest
 
 
-def test_a_run_carries_its_marker(trained):
-    _, run_dir = trained
+def test_a_run_carries_its_marker(tiny_run):
+    _, run_dir = tiny_run
     assert json.loads((run_dir / RUN_MARKER).read_text())["kind"] == "run"
 
 
-def test_overwrite_refuses_a_folder_the_tool_did_not_make(trained, tmp_path, capsys):
-    data, _ = trained
+def test_overwrite_refuses_a_folder_the_tool_did_not_make(tiny_run, tmp_path, capsys):
+    data, _ = tiny_run
     user = tmp_path / "x"
     user.mkdir()
     (user / "notes.txt").write_text("my notes")
@@ -78,8 +65,8 @@ def test_overwrite_refuses_a_folder_the_tool_did_not_make(trained, tmp_path, cap
     assert (user / "notes.txt").read_text() == "my notes"
 
 
-def test_overwrite_refuses_a_run_holding_the_users_files(trained, tmp_path, capsys):
-    data, run_dir = trained
+def test_overwrite_refuses_a_run_holding_the_users_files(tiny_run, tmp_path, capsys):
+    data, run_dir = tiny_run
     mine = copy_run(run_dir, tmp_path / "run")
     (mine / "notes.txt").write_text("my notes")
     before = tree(mine)
@@ -88,8 +75,8 @@ def test_overwrite_refuses_a_run_holding_the_users_files(trained, tmp_path, caps
     assert tree(mine) == before
 
 
-def test_overwrite_never_replaces_the_training_data(trained, tmp_path, capsys):
-    data, _ = trained
+def test_overwrite_never_replaces_the_training_data(tiny_run, tmp_path, capsys):
+    data, _ = tiny_run
     own = shutil.copytree(data, tmp_path / "data")
     (own / RUN_MARKER).write_text("{}")  # even a folder that looks like a run
     before = tree(own)
@@ -99,8 +86,8 @@ def test_overwrite_never_replaces_the_training_data(trained, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("target", [".", ".."])
-def test_overwrite_never_replaces_the_current_directory(trained, tmp_path, capsys, target):
-    data, _ = trained
+def test_overwrite_never_replaces_the_current_directory(tiny_run, tmp_path, capsys, target):
+    data, _ = tiny_run
     work = tmp_path / "a" / "work"
     work.mkdir(parents=True)
     (work / "thesis.tex").write_text("years of work")
@@ -115,8 +102,8 @@ def test_overwrite_never_replaces_the_current_directory(trained, tmp_path, capsy
     assert tree(tmp_path) == before
 
 
-def test_export_over_its_own_run_is_refused(trained, tmp_path, capsys):
-    _, run_dir = trained
+def test_export_over_its_own_run_is_refused(tiny_run, tmp_path, capsys):
+    _, run_dir = tiny_run
     mine = copy_run(run_dir, tmp_path / "run")
     before = tree(mine)
     code, _, err = run(capsys, "export", mine, "--out", mine, "--overwrite")
@@ -124,8 +111,8 @@ def test_export_over_its_own_run_is_refused(trained, tmp_path, capsys):
     assert tree(mine) == before
 
 
-def test_export_over_a_users_folder_is_refused(trained, tmp_path, capsys):
-    _, run_dir = trained
+def test_export_over_a_users_folder_is_refused(tiny_run, tmp_path, capsys):
+    _, run_dir = tiny_run
     user = tmp_path / "userdir"
     user.mkdir()
     (user / "figure.png").write_bytes(b"not ours")
@@ -134,8 +121,8 @@ def test_export_over_a_users_folder_is_refused(trained, tmp_path, capsys):
     assert (user / "figure.png").read_bytes() == b"not ours"
 
 
-def test_export_replaces_its_own_export(trained, tmp_path, capsys):
-    _, run_dir = trained
+def test_export_replaces_its_own_export(tiny_run, tmp_path, capsys):
+    _, run_dir = tiny_run
     out = tmp_path / "exported"
     assert run(capsys, "export", run_dir, "--out", out)[0] == 0
     first = (out / "saved_model.pb").stat().st_mtime_ns
@@ -145,8 +132,8 @@ def test_export_replaces_its_own_export(trained, tmp_path, capsys):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(TMP_PREFIX)]
 
 
-def test_json_that_is_a_folder_is_refused(trained, tmp_path, capsys):
-    data, run_dir = trained
+def test_json_that_is_a_folder_is_refused(tiny_run, tmp_path, capsys):
+    data, run_dir = tiny_run
     folder = tmp_path / "scores"
     folder.mkdir()
     code, _, err = run(capsys, "evaluate", run_dir, "--data", data, "--json", folder, "--overwrite")
@@ -167,10 +154,10 @@ def _wait_for(path: Path, process: subprocess.Popen, seconds: float = 120) -> No
 
 
 @pytest.mark.slow
-def test_overwrite_keeps_the_old_run_until_the_new_one_finishes(trained, tmp_path, capsys):
+def test_overwrite_keeps_the_old_run_until_the_new_one_finishes(tiny_run, tmp_path, capsys):
     """Killed in epoch 1 of a replacement: the old run survives, a second fit is locked
     out while the first runs, and the identical rerun resumes and swaps in the new run."""
-    data, run_dir = trained
+    data, run_dir = tiny_run
     mine = copy_run(run_dir, tmp_path / "run")
     old = tree(mine)
     staged = mine.parent / f".{mine.name}{STAGING_SUFFIX}"
@@ -259,8 +246,8 @@ def read_only(tmp_path):
     subprocess.run(["umount", str(folder)], check=False)
 
 
-def test_read_only_locations_fail_before_any_work(trained, read_only, capsys):
-    data, run_dir = trained
+def test_read_only_locations_fail_before_any_work(tiny_run, read_only, capsys):
+    data, run_dir = tiny_run
     cases = [
         ["fit", "--data", data, "--run-dir", read_only / "run", *TINY],
         ["predict", run_dir, data / "images", "--out", read_only / "pred"],

@@ -34,17 +34,6 @@ class Case:
     check: Callable[[], None] | None = None  # further checks of what a working command wrote
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Path:
-    """A U-Net trained for one epoch on 64 px disk images (the run directory)."""
-    root = tmp_path_factory.mktemp("trained")
-    data = write_folder_dataset(root / "data", n=4)
-    run_dir = root / "run"
-    args = ["fit", "--data", data, "--run-dir", run_dir, "--size", "64", *TINY]
-    assert main([str(a) for a in args]) == 0
-    return run_dir
-
-
 def nan_disk(seed: int, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
     """A float32 disk image with a 4x4 patch of NaN (and one Inf), and its mask."""
     image, mask = disk_image(size, np.random.default_rng(seed))
@@ -221,8 +210,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("make", CASES, ids=[c.__name__ for c in CASES])
-def test_bad_input_is_one_line_or_works(make, trained, tmp_path, capsys):
-    case = make(tmp_path, trained)
+def test_bad_input_is_one_line_or_works(make, tiny_run, tmp_path, capsys):
+    case = make(tmp_path, tiny_run[1])  # the shared run: cases only read it
     capsys.readouterr()  # only the case's own command is checked
     code = main([str(a) for a in case.args])
     out, err = capsys.readouterr()

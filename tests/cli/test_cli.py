@@ -13,25 +13,11 @@ from conftest import TINY_FIT as TINY
 from conftest import run_cli as run
 from PIL import Image
 
-from unet_tf.cli import main
 from unet_tf.inference.predictor import load_predictor
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    from conftest import write_folder_dataset
-
-    root = tmp_path_factory.mktemp("cli")
-    data = write_folder_dataset(root / "data", n=6)
-    run_dir = root / "run"
-    assert (
-        main(["fit", "--data", str(data), "--run-dir", str(run_dir), "--epochs", "2", *TINY]) == 0
-    )
-    return data, run_dir
-
-
-def test_fit_writes_a_complete_run_dir(trained_run):
-    _, run_dir = trained_run
+def test_fit_writes_a_complete_run_dir(tiny_run):
+    _, run_dir = tiny_run
     for name in ("config.yaml", "model.keras", "history.csv", "metrics.json"):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "checkpoints" / "last.weights.h5").is_file()
@@ -48,8 +34,8 @@ def test_fit_writes_a_complete_run_dir(trained_run):
     assert metrics["train_seconds"] > 0
 
 
-def test_refuses_to_overwrite_a_finished_run(trained_run, capsys):
-    data, run_dir = trained_run
+def test_refuses_to_overwrite_a_finished_run(tiny_run, capsys):
+    data, run_dir = tiny_run
     before = (run_dir / "model.keras").read_bytes()
     code, _, err = run(capsys, "fit", "--data", data, "--run-dir", run_dir, *TINY)
     assert code == 2
@@ -57,8 +43,8 @@ def test_refuses_to_overwrite_a_finished_run(trained_run, capsys):
     assert (run_dir / "model.keras").read_bytes() == before
 
 
-def test_evaluate_prints_table_and_json(trained_run, tmp_path, capsys):
-    data, run_dir = trained_run
+def test_evaluate_prints_table_and_json(tiny_run, tmp_path, capsys):
+    data, run_dir = tiny_run
     out = tmp_path / "scores.json"
     args = ("evaluate", run_dir, "--data", data, "--subset", "all", "--json", out)
     code, text, _ = run(capsys, *args)  # the training folder: all of it, training images too
@@ -73,8 +59,8 @@ def test_evaluate_prints_table_and_json(trained_run, tmp_path, capsys):
     assert code == 2 and "already exists" in err
 
 
-def test_predict_writes_mask_probability_and_overlay(trained_run, tmp_path, capsys):
-    data, run_dir = trained_run
+def test_predict_writes_mask_probability_and_overlay(tiny_run, tmp_path, capsys):
+    data, run_dir = tiny_run
     out = tmp_path / "pred"
     code, text, _ = run(capsys, "predict", run_dir, data, "--out", out)
     assert code == 0 and "Dice" in text
@@ -83,14 +69,15 @@ def test_predict_writes_mask_probability_and_overlay(trained_run, tmp_path, caps
     panel = np.array(Image.open(out / "img 00_overlay.png"))
     assert mask.shape == (64, 64) and set(np.unique(mask)) <= {0, 255}
     assert prob.dtype == np.uint16 and prob.shape == (64, 64)
-    assert ((prob > 32767) == (mask > 0)).mean() > 0.99
+    chosen = json.loads((run_dir / "metrics.json").read_text())["threshold"]  # --threshold auto
+    assert ((prob > chosen * 65535) == (mask > 0)).mean() > 0.99
     assert panel.shape[1] > 4 * 64 and panel.shape[2] == 3  # four tiles side by side
     code, _, err = run(capsys, "predict", run_dir, data, "--out", out)
     assert code == 2 and "already exist" in err
 
 
-def test_predict_single_file_without_truth(trained_run, tmp_path, capsys):
-    data, run_dir = trained_run
+def test_predict_single_file_without_truth(tiny_run, tmp_path, capsys):
+    data, run_dir = tiny_run
     code, text, _ = run(
         capsys, "predict", run_dir, data / "images" / "img 03.png", "--out", tmp_path
     )
@@ -98,8 +85,8 @@ def test_predict_single_file_without_truth(trained_run, tmp_path, capsys):
     assert (tmp_path / "img 03_overlay.png").is_file()
 
 
-def test_export_round_trip_matches_keras(trained_run, tmp_path, capsys):
-    data, run_dir = trained_run
+def test_export_round_trip_matches_keras(tiny_run, tmp_path, capsys):
+    data, run_dir = tiny_run
     out = tmp_path / "export"
     code, text, _ = run(capsys, "export", run_dir, "--out", out)
     assert code == 0 and "max |difference|" in text
@@ -132,8 +119,8 @@ def test_bad_input_is_one_line_exit_2(args, message, capsys):
     assert message in err and err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_channel_mismatch_and_too_small(trained_run, tmp_path, capsys):
-    _, run_dir = trained_run
+def test_channel_mismatch_and_too_small(tiny_run, tmp_path, capsys):
+    _, run_dir = tiny_run
     Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "rgb.png")
     code, _, err = run(capsys, "predict", run_dir, tmp_path / "rgb.png", "--out", tmp_path / "o")
     assert code == 2 and "rgb.png has 3 channel(s) but the model was trained on 1" in err

@@ -14,25 +14,13 @@ from conftest import run_cli as run
 from conftest import shared_path, write_folder_dataset
 from layouts import write_ctc
 
-from unet_tf.cli import main
-
-
-@pytest.fixture(scope="module")
-def auto_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("honest")
-    data = write_folder_dataset(root / "data", n=6)
-    run_dir = root / "run"
-    args = ["fit", "--data", data, "--run-dir", run_dir, "--epochs", "1", "--threshold", "auto"]
-    assert main([str(a) for a in [*args, *TINY]]) == 0
-    return data, run_dir
-
 
 def val_names(run_dir) -> list[str]:
     return yaml.safe_load((run_dir / "config.yaml").read_text())["data"]["val_names"]
 
 
-def test_fit_records_training_hashes_and_labelled_scores(auto_run):
-    _, run_dir = auto_run
+def test_fit_records_training_hashes_and_labelled_scores(tiny_run):
+    _, run_dir = tiny_run
     record = json.loads((run_dir / "data.json").read_text())
     assert len(record["train"]) == 5 and [e["name"] for e in record["val"]] == val_names(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -51,8 +39,8 @@ def test_fit_console_names_both_thresholds(tmp_path, capsys):
     assert f"chosen threshold {chosen:g} (cross-fitted" in out
 
 
-def test_evaluate_without_data_scores_the_validation_images(auto_run, capsys):
-    data, run_dir = auto_run
+def test_evaluate_without_data_scores_the_validation_images(tiny_run, capsys):
+    data, run_dir = tiny_run
     for extra in ([], ["--data", data]):
         code, out, err = run(capsys, "evaluate", run_dir, *extra)
         assert code == 0 and "warning" not in err
@@ -60,15 +48,15 @@ def test_evaluate_without_data_scores_the_validation_images(auto_run, capsys):
         assert val_names(run_dir)[0] in out
 
 
-def test_evaluate_subset_train_warns_that_images_were_trained_on(auto_run, capsys):
-    _, run_dir = auto_run
+def test_evaluate_subset_train_warns_that_images_were_trained_on(tiny_run, capsys):
+    _, run_dir = tiny_run
     code, out, err = run(capsys, "evaluate", run_dir, "--subset", "train")
     assert code == 0 and "evaluating 5 train image(s)" in out
     assert err.count("warning:") == 1 and "5 of the 5 scored image(s) were used to train" in err
 
 
-def test_a_renamed_copy_of_a_training_image_is_recognised(auto_run, tmp_path, capsys):
-    data, run_dir = auto_run
+def test_a_renamed_copy_of_a_training_image_is_recognised(tiny_run, tmp_path, capsys):
+    data, run_dir = tiny_run
     stems = [p.stem for p in (data / "images").iterdir()]
     trained = next(n for n in stems if n not in val_names(run_dir))
     copy = tmp_path / "test"

@@ -14,7 +14,6 @@ from unet_tf.runtime.precision import (
     measured_cpu_precision,
     precision_choice,
     resolve_precision,
-    time_step,
 )
 
 
@@ -28,7 +27,9 @@ def cache(tmp_path, monkeypatch):
 
 
 def test_the_measurement_is_timed_once_kept_and_read_back(cache):
+    keras.mixed_precision.set_global_policy("float32")
     result = measured_cpu_precision()
+    assert keras.mixed_precision.global_policy().name == "float32"  # the caller's, restored
     assert result["float32_s"] > 0 and result["bfloat16_s"] > 0
     faster = result["bfloat16_s"] <= precision.BF16_GAIN * result["float32_s"]
     assert result["precision"] == ("mixed_bfloat16" if faster else "float32")
@@ -61,12 +62,6 @@ def test_a_damaged_cache_is_measured_again_keeping_other_machines(cache, monkeyp
     assert timed == ["float32", "mixed_bfloat16"] * 2
     assert result == {"precision": "float32", "float32_s": 0.3, "bfloat16_s": 0.29}
     assert json.loads(cache.read_text()) == {"another-machine": other, machine_key(): result}
-
-
-def test_timing_a_step_restores_the_callers_policy():
-    keras.mixed_precision.set_global_policy("float32")
-    assert time_step("mixed_bfloat16", steps=2) > 0
-    assert keras.mixed_precision.global_policy().name == "float32"
 
 
 def test_a_named_precision_is_never_measured(cache):
