@@ -4,12 +4,16 @@ The CPU must be split into logical devices before TensorFlow initialises, which 
 pytest process that already ran TensorFlow cannot do, hence this script. It trains
 the real U-Net (compiled as ``unet-tf fit`` compiles it) for a few steps twice from
 the same weights: once mirrored over CPU:0 and CPU:1, once on one device, both at
-global batch 4, and prints what the test checks as JSON.
+global batch 4. It also runs ``unet-tf info`` on both devices in this process (a
+mirrored ``unet-tf fit`` cannot join them: TensorFlow's collective ops keep state from
+the training above). It prints what the tests check as JSON.
 """
 
 from __future__ import annotations
 
+import io
 import json
+from contextlib import redirect_stdout
 
 import numpy as np
 import tensorflow as tf
@@ -19,6 +23,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 
 import keras  # noqa: E402
 
+from unet_tf.cli import main as cli  # noqa: E402
 from unet_tf.config import RunConfig  # noqa: E402
 from unet_tf.models import build_model  # noqa: E402
 from unet_tf.training.fit import compile_model  # noqa: E402
@@ -43,6 +48,14 @@ def train(model: keras.Model, x: np.ndarray, y: np.ndarray) -> tuple[float, list
 
 def batchnorm_synchronized(model: keras.Model) -> list[bool]:
     return [layer.synchronized for layer in model.layers if "_bn" in layer.name]
+
+
+def info_report() -> dict:
+    """What ``unet-tf info --devices CPU:0,CPU:1 --json`` reports in this process."""
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert cli(["info", "--devices", "CPU:0,CPU:1", "--json"]) == 0
+    return json.loads(out.getvalue())
 
 
 def main() -> None:
@@ -81,6 +94,7 @@ def main() -> None:
         "lr_scaled": float(scaled.optimizer.learning_rate.numpy()),
         "sync_bn_mirrored": batchnorm_synchronized(model2),
         "sync_bn_single": batchnorm_synchronized(model1),
+        "info": info_report(),
     }
     print(json.dumps(result))
 

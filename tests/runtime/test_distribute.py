@@ -322,18 +322,24 @@ def run_cli(args: list[str], timeout: float, env: dict | None = None, cwd: Path 
     )
 
 
-@pytest.mark.distributed
-def test_mirrored_replicas_stay_identical_and_match_one_device():
-    """2 replicas x 2 images must train like 1 device x 4 images (BCE, synchronised BN)."""
-    out = subprocess.run(
+@pytest.fixture(scope="module")
+def two_devices() -> dict:
+    """What distributed_helper.py, a process with the CPU split in two, found."""
+    done = subprocess.run(
         [sys.executable, str(HERE / "distributed_helper.py")],
         env=ENV,
         capture_output=True,
         text=True,
         timeout=180,
-        check=True,
     )
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.distributed
+def test_mirrored_replicas_stay_identical_and_match_one_device(two_devices):
+    """2 replicas x 2 images must train like 1 device x 4 images (BCE, synchronised BN)."""
+    result = two_devices
     assert (result["replicas"], result["copies"]) == (2, 2)
     assert result["identical"], "replica copies of a variable diverged"
     assert result["max_weight_diff"] < 1e-4
@@ -341,6 +347,13 @@ def test_mirrored_replicas_stay_identical_and_match_one_device():
     assert result["lr_mirrored"] == result["lr_single"] == pytest.approx(1e-3)
     assert result["lr_scaled"] == pytest.approx(2e-3)
     assert all(result["sync_bn_mirrored"]) and not any(result["sync_bn_single"])
+
+
+@pytest.mark.distributed
+def test_info_reports_both_devices_of_a_split_cpu(two_devices):
+    report = two_devices["info"]
+    assert report["strategy"] == "mirrored" and report["replicas"] == 2
+    assert report["devices"] == ["/device:CPU:0", "/device:CPU:1"]
 
 
 @pytest.mark.distributed
@@ -368,11 +381,6 @@ def test_cli_trains_mirrored_over_two_cpu_devices(tmp_path):
     rows = list(csv.DictReader((run / "history.csv").open()))
     assert [float(r["learning_rate"]) for r in rows] == pytest.approx([2e-3, 1.5e-3])
     assert keras.saving.load_model(run / "model.keras").count_params() > 0
-
-    shown = run_cli(["info", "--devices", "CPU:0,CPU:1", "--json"], 60)
-    report = json.loads(shown.stdout)
-    assert report["strategy"] == "mirrored" and report["replicas"] == 2
-    assert report["devices"] == ["/device:CPU:0", "/device:CPU:1"]
 
 
 def free_ports(n: int) -> list[int]:
