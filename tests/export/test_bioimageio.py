@@ -6,7 +6,6 @@ import importlib.util
 import io
 import os
 import shutil
-import subprocess
 import sys
 import zipfile
 
@@ -202,12 +201,3 @@ def test_a_zip_that_is_not_a_package_is_not_an_export(tmp_path):
     assert not bioimageio.is_package(other)
     with pytest.raises(UserError, match="not a model"):
         load_predictor(other)
-
-
-def test_import_unet_tf_leaves_bioimageio_and_bioio_unimported():
-    code = "import sys, unet_tf; print(sorted(m for m in sys.modules if m.startswith('bioi')))"
-    env = {**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
-    )
-    assert done.stdout.strip().splitlines()[-1] == "[]"
