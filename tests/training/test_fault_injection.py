@@ -14,7 +14,6 @@ its temporary name, so that a test can see which file is being written and kill 
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import shutil
@@ -23,16 +22,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from contextlib import redirect_stderr, redirect_stdout
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_folder_dataset
+from conftest import run_cli, write_folder_dataset
 
 from unet_tf.atomic import SLOW_WRITES_ENV, TMP_PREFIX
-from unet_tf.cli import main
 
 EPOCHS = 3
 FLAGS = ["--size", "64", "--base-filters", "4", "--depth", "2", "--batch-size", "2"]
@@ -58,21 +54,9 @@ def command(args: list[str], extra: tuple[str, ...]) -> list[str]:
     return [sys.executable, "-m", "unet_tf.cli", *args, *FLAGS, *extra]
 
 
-@dataclass
-class Finished:
-    """What a rerun ended with: its exit code and its console output."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def rerun(args: list[str], *extra: str) -> Finished:
-    """The identical command again, in this process."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main([*args, *FLAGS, *extra])
-    return Finished(code, out.getvalue(), err.getvalue())
+def rerun(capsys: pytest.CaptureFixture, args: list[str], *extra: str) -> tuple[int, str, str]:
+    """The identical command again, in this process: exit code, stdout, stderr."""
+    return run_cli(capsys, *args, *FLAGS, *extra)
 
 
 def kill_when(
@@ -127,10 +111,10 @@ def load_model(path: Path):
     return keras.saving.load_model(path)
 
 
-def assert_finished(result: Finished, run: Path, epochs: int = EPOCHS) -> None:
-    """The rerun finished the run as if nothing had happened."""
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
+def assert_finished(code: int, err: str, run: Path, epochs: int = EPOCHS) -> None:
+    """The rerun (its exit code and stderr) finished the run as if nothing had happened."""
+    assert code == 0, err[-3000:]
+    assert "Traceback" not in err
     assert history_epochs(run) == list(range(1, epochs + 1))  # numbered from 1
     assert load_model(run / "model.keras") is not None
     assert json.loads((run / "metrics.json").read_text())["epochs"] == epochs
@@ -153,14 +137,18 @@ def copy_run(run: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def test_kill_during_an_epoch_then_rerun_resumes(interrupted: Path, data: Path, tmp_path: Path):
+def test_kill_during_an_epoch_then_rerun_resumes(
+    interrupted: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+):
     run = copy_run(interrupted, tmp_path)
-    result = rerun(fit_args(data, run))
-    assert "resuming" in result.stdout
-    assert_finished(result, run)
+    code, out, err = rerun(capsys, fit_args(data, run))
+    assert "resuming" in out
+    assert_finished(code, err, run)
 
 
-def test_killed_while_writing_the_backup_then_before_metrics(data: Path, tmp_path: Path):
+def test_killed_while_writing_the_backup_then_before_metrics(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+):
     """Killed twice: while the second backup is written, then while the resumed run
     writes metrics.json; the next rerun scores the run without training again."""
     run = tmp_path / "run"
@@ -174,14 +162,17 @@ def test_killed_while_writing_the_backup_then_before_metrics(data: Path, tmp_pat
     assert backup_epoch(run) == EPOCHS  # training had finished
     history = (run / "history.csv").read_bytes()
     trained = trainable_weights(run / "model.keras")
-    assert_finished(rerun(args), run)
+    code, _, err = rerun(capsys, args)
+    assert_finished(code, err, run)
     assert (run / "history.csv").read_bytes() == history, "epochs were retrained"
     # the finish may re-estimate BatchNorm's moving statistics again, but trains nothing
     for before, after in zip(trained, trainable_weights(run / "model.keras"), strict=True):
         np.testing.assert_array_equal(before, after)
 
 
-def test_kill_while_writing_the_last_epochs_model(data: Path, tmp_path: Path):
+def test_kill_while_writing_the_last_epochs_model(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+):
     """The tester's case: a kill while the last epoch saved model.keras lost every epoch.
 
     Without validation images the best model is chosen by training Dice, which rises
@@ -196,8 +187,8 @@ def test_kill_while_writing_the_last_epochs_model(data: Path, tmp_path: Path):
     kill_when(args, last, "the last epoch's model.keras write", "--val-split", "0", slow=True)
     assert load_model(run / "model.keras") is not None  # the previous best, whole
     assert backup_epoch(run) == EPOCHS - 1
-    result = rerun(args, "--val-split", "0")
-    assert_finished(result, run)
+    code, _, err = rerun(capsys, args, "--val-split", "0")
+    assert_finished(code, err, run)
     with open(run / "history.csv", newline="") as f:
         assert "NA" not in f.read()
     assert json.loads((run / "metrics.json").read_text())["validation"] is None
@@ -212,30 +203,30 @@ def trainable_weights(model_file: Path) -> list[np.ndarray]:
 
 
 def test_a_damaged_newest_backup_falls_back_to_the_older_slot(
-    interrupted: Path, data: Path, tmp_path: Path
+    interrupted: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ):
     run = copy_run(interrupted, tmp_path)
     newest = json.loads((run / BACKUP / "training_metadata.json").read_text())["slot"]
     (run / BACKUP / newest / "state.weights.h5").write_bytes(b"")
-    result = rerun(fit_args(data, run))
-    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
-    assert len(warnings) == 1 and "cannot read the backup" in warnings[0], result.stderr
-    assert_finished(result, run)
+    code, _, err = rerun(capsys, fit_args(data, run))
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "cannot read the backup" in warnings[0], err
+    assert_finished(code, err, run)
 
 
 def test_every_backup_damaged_is_one_line_that_names_the_fix(
-    interrupted: Path, data: Path, tmp_path: Path
+    interrupted: Path, data: Path, tmp_path: Path, capsys: pytest.CaptureFixture
 ):
     run = copy_run(interrupted, tmp_path)
     weights = sorted((run / BACKUP).glob("slot-*/state.weights.h5"))
     assert len(weights) == 2
     weights[0].write_bytes(b"")
     weights[1].write_bytes(weights[1].read_bytes()[:1000])  # truncated
-    result = rerun(fit_args(data, run))
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1, result.stderr
+    code, _, err = rerun(capsys, fit_args(data, run))
+    assert code == 2, err[-3000:]
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, err
     assert str(run / BACKUP) in errors[0] and "--overwrite" in errors[0]
     assert not (run / "metrics.json").exists()
 
