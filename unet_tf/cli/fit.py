@@ -309,9 +309,13 @@ def fit(config_file, run_dir, overwrite, quiet, all_folds, no_plan, budget, **op
         scores = ", ".join(
             f"{k} {v:.4f}" for k, v in ensemble.out_of_fold.items() if k != "out_of_fold_images"
         )
+        chosen = ""
+        if ensemble.postprocess:
+            setting = ensemble.postprocess["parameter"]
+            chosen = f" and {setting} {ensemble.postprocess[setting]:g}"
         click.echo(
             f"ensemble of {len(ensemble.folds)} folds saved to {ensemble.run_dir}; threshold "
-            f"{ensemble.threshold:g} from out-of-fold predictions ({scores})"
+            f"{ensemble.threshold:g}{chosen} from out-of-fold predictions ({scores})"
         )
         return
     result = run_fit(cfg, run_dir, overwrite, verbose=keras_verbosity(quiet), log=click.echo)

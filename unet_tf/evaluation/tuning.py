@@ -14,7 +14,9 @@ validation images are cut into two contiguous halves (time-lapse frames stay in
 blocks, as the split keeps them), the value chosen on one half is scored on the
 other, and the reverse; the pooled PQ and SEG of both scored halves go in metrics.json.
 The value the run keeps is then chosen on all validation images (more data, the
-same procedure) and recorded in config.yaml's ``postprocess`` section. Under
+same procedure) and recorded in config.yaml's ``postprocess`` section; a fold
+ensemble makes the same choice on its out-of-fold predictions
+(:func:`choose_postprocess`, called by :mod:`unet_tf.training.folds`). Under
 ``--threshold auto`` (the plan's choice) the distance target's foreground threshold is
 chosen with its seed height, on the same grid and with the same cross-fitting.
 """
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -103,13 +105,32 @@ def cross_fit(
     """(threshold, value) chosen on all ``val`` images, and the cross-fitted object scores.
 
     ``thresholds`` are the foreground thresholds tried with every value of
-    ``tuned.setting``; None keeps the predictor's. Each image is predicted once; every
-    choice's cells are scored per image, so the halves and the whole reuse one table.
+    ``tuned.setting``; None keeps the predictor's. Each image is predicted once.
     """
     cfg = predictor.cfg
     probs = [predictor.predict(s.image, s.path or s.name) for s in val]
     refs = [reference_instances(s.mask, cfg.data.mask_threshold) for s in val]
-    choices = [(t, v) for t in thresholds or (predictor.threshold,) for v in tuned.candidates]
+    return choose_postprocess(
+        probs, refs, cfg, tuned, thresholds or (predictor.threshold,), predictor.threshold
+    )
+
+
+def choose_postprocess(
+    probs: Sequence[np.ndarray],
+    refs: Sequence[np.ndarray],
+    cfg: RunConfig,
+    tuned: Tuned,
+    thresholds: tuple[float, ...],
+    default_threshold: float,
+) -> tuple[Choice, ObjectScores]:
+    """(threshold, value) with the best PQ over all predictions, and the cross-fitted scores.
+
+    ``probs`` are predictions of the images whose reference cells are ``refs``: one
+    run's validation images, or a fold ensemble's out-of-fold predictions. Every
+    choice's cells are scored per image, so the halves and the whole reuse one table;
+    ties go to the choice nearest (``default_threshold``, the setting's default).
+    """
+    choices = [(t, v) for t in thresholds for v in tuned.candidates]
 
     def row(prob: np.ndarray, ref: np.ndarray) -> list[ObjectScores]:
         """One image's scores under every choice."""
@@ -120,15 +141,15 @@ def cross_fit(
 
     # The watersheds and scores are NumPy, SciPy and scikit-image code that mostly runs
     # without the GIL, so threads put every core to work on the images.
-    with ThreadPoolExecutor(max_workers=min(len(val), os.cpu_count() or 1)) as pool:
+    with ThreadPoolExecutor(max_workers=min(len(probs), os.cpu_count() or 1)) as pool:
         rows = list(pool.map(row, probs, refs))
     table = {choice: [r[k] for r in rows] for k, choice in enumerate(choices)}
-    default = (predictor.threshold, tuned.default)
-    half = len(val) // 2
-    first, second = range(half), range(half, len(val))
+    default = (default_threshold, tuned.default)
+    half = len(probs) // 2
+    first, second = range(half), range(half, len(probs))
     crossed = [table[_best(table, first, default)][i] for i in second]
     crossed += [table[_best(table, second, default)][i] for i in first]
-    return _best(table, range(len(val)), default), _pooled(crossed)
+    return _best(table, range(len(probs)), default), _pooled(crossed)
 
 
 def _finite(value: float) -> float | None:
@@ -162,6 +183,17 @@ def tune_postprocess(
         postprocess=replace(cfg.postprocess, **{tuned.setting: chosen}),
     )
     cfg.save(config_file)
+    summary = postprocess_summary(tuned, chosen, crossed, threshold if joint else None)
+    if joint:
+        metrics = {**metrics, "threshold": threshold}
+    return cfg, {**metrics, "postprocess": summary}
+
+
+def postprocess_summary(
+    tuned: Tuned, chosen: float, crossed: ObjectScores, threshold: float | None = None
+) -> dict:
+    """What was chosen and its cross-fitted scores, as metrics.json and ensemble.json
+    record it; ``threshold`` when the foreground threshold was chosen with it."""
     summary = {
         "parameter": tuned.setting,
         tuned.setting: chosen,
@@ -171,11 +203,10 @@ def tune_postprocess(
         "seg_crossfit": _finite(crossed.seg.score),
         "objects": crossed.counts(),
     }
-    if joint:
+    if threshold is not None:
         summary["threshold"] = threshold
         summary["threshold_candidates"] = list(FOREGROUND_THRESHOLDS)
-        metrics = {**metrics, "threshold": threshold}
-    return cfg, {**metrics, "postprocess": summary}
+    return summary
 
 
 def retune(run_dir: Path, val: list[Sample], log: Callable[[str], None] = print) -> RunConfig:

@@ -405,7 +405,9 @@ class MeanNetwork:
 
 def load_ensemble(path: Path, options: InferenceOptions | None = None) -> Predictor:
     """A fold ensemble (``fit --all-folds``): its folds' models, averaged, at the
-    out-of-fold threshold recorded in ``ensemble.json``."""
+    out-of-fold threshold recorded in ``ensemble.json``, with the watershed setting
+    chosen on the same predictions (an ensemble recorded before that choice existed
+    keeps its first fold's)."""
     record = json.loads((path / ENSEMBLE).read_text())
     folds = [path / name for name in record["folds"]]
     missing = [f.name for f in folds if not (f / MODEL).is_file()]
@@ -417,6 +419,10 @@ def load_ensemble(path: Path, options: InferenceOptions | None = None) -> Predic
     loaded = [_load_keras(fold / MODEL) for fold in folds]
     cfg = loaded[0][1]
     cfg = replace(cfg, train=replace(cfg.train, threshold=record["threshold"]))
+    post = record.get("postprocess")
+    if post is not None:
+        setting = post["parameter"]
+        cfg = replace(cfg, postprocess=replace(cfg.postprocess, **{setting: post[setting]}))
     return Predictor(MeanNetwork([model for model, _ in loaded]), cfg, options)
 
 

@@ -3,9 +3,10 @@
 ``fit --folds K --all-folds`` trains fold k into ``RUN/fold_k/`` (an ordinary run
 directory, so ``evaluate RUN/fold_2`` scores one fold), then predicts every fold's
 validation images with that fold's model. These out-of-fold predictions cover every
-image exactly once, by a model that never saw it: the threshold is chosen on them,
-and their scores are the ensemble's honest estimate. ``RUN/ensemble.json`` records
-both; ``predict``/``evaluate RUN`` average the folds' probabilities.
+image exactly once, by a model that never saw it: the threshold (and a separating
+target's watershed setting) is chosen on them, and their scores are the ensemble's
+honest estimate. ``RUN/ensemble.json`` records both; ``predict``/``evaluate RUN``
+average the folds' probabilities and apply those choices.
 
 A killed ensemble resumes: finished folds are skipped, an unfinished one resumes.
 """
@@ -17,13 +18,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from unet_tf.atomic import atomic_write_text
 from unet_tf.config import RunConfig
 from unet_tf.data.formats.registry import read_dataset
+from unet_tf.data.sample import Sample
 from unet_tf.data.splits import split_samples
 from unet_tf.errors import UserError
 from unet_tf.evaluation.histograms import ProbabilityHistogram
+from unet_tf.evaluation.objects import reference_instances
 from unet_tf.evaluation.scoring import evaluate_samples
+from unet_tf.evaluation.tuning import (
+    FOREGROUND_THRESHOLDS,
+    TUNED,
+    choose_postprocess,
+    chooses_threshold,
+    postprocess_summary,
+)
 from unet_tf.inference.predictor import load_predictor
 from unet_tf.rundir import ENSEMBLE, METRICS, foreign_entries, is_ours, run_lock, write_marker
 from unet_tf.training.fit import fit
@@ -35,6 +47,7 @@ class FoldsResult:
     folds: list[Path]
     threshold: float
     out_of_fold: dict  # Dice at 0.5 and at the chosen threshold, pooled over every image
+    postprocess: dict | None = None  # a separating target's watershed setting, chosen on them
 
 
 def fold_name(k: int) -> str:
@@ -75,32 +88,59 @@ def fit_folds(
             log(f"fold {k + 1}/{folds}")
             fold_cfg = replace(cfg, data=replace(cfg.data, folds=folds, fold=k, val_names=None))
             fit(fold_cfg, fold_dir, overwrite, verbose=verbose, log=log)
-        threshold, scores = out_of_fold_threshold(cfg, fold_dirs)
+        threshold, scores, post = out_of_fold_choices(cfg, fold_dirs)
         record = {"folds": [d.name for d in fold_dirs], "threshold": threshold, **scores}
+        if post is not None:
+            record["postprocess"] = post
         atomic_write_text(run_dir / ENSEMBLE, json.dumps(record, indent=2))
-    return FoldsResult(run_dir, fold_dirs, threshold, scores)
+    return FoldsResult(run_dir, fold_dirs, threshold, scores, post)
 
 
-def out_of_fold_threshold(cfg: RunConfig, fold_dirs: list[Path]) -> tuple[float, dict]:
-    """Each fold's model on its own validation images, pooled: threshold and Dice.
+def out_of_fold_choices(cfg: RunConfig, fold_dirs: list[Path]) -> tuple[float, dict, dict | None]:
+    """Each fold's model on its own validation images, pooled: threshold, Dice, post-processing.
 
     Each fold's saved config is resolved and names its validation images, so the
-    out-of-fold images are exactly the ones that fold never trained on. Multi-class
-    models take the arg-max and keep 0.5 (it is not used).
+    out-of-fold images are exactly the ones that fold never trained on. The threshold
+    is the Dice-optimal one; multi-class models take the arg-max and keep 0.5 (it is not
+    used). A separating target's watershed setting (:data:`~unet_tf.evaluation.tuning.TUNED`)
+    is chosen on the same predictions, as ``fit`` chooses a single run's on its
+    validation images: by PQ, cross-fitted, and with the foreground threshold when that
+    is ``auto``. Without this the ensemble would apply fold 0's setting, chosen on a
+    third of the images and for fold 0's threshold, not the ensemble's.
+    Returns the threshold, the Dice scores and the post-processing summary (None
+    for targets without a setting to choose).
     """
     histogram = ProbabilityHistogram()
+    predicted: list[tuple[Sample, np.ndarray]] = []  # kept when a watershed setting is chosen
+
+    def keep(sample: Sample, prob: np.ndarray) -> None:
+        predicted.append((sample, prob))
+
     images = 0
     for fold_dir in fold_dirs:
         predictor = load_predictor(fold_dir)
         data = predictor.cfg.data
         _, val = split_samples(read_dataset(data.data, data), data)
-        histogram = histogram + evaluate_samples(predictor, val).histogram
+        tuned = TUNED.get(data.target)
+        histogram += evaluate_samples(predictor, val, on_image=keep if tuned else None).histogram
         images += len(val)
     if cfg.model.num_classes != 1:
-        return 0.5, {"out_of_fold_images": images}
-    threshold, dice = histogram.best_threshold()
-    return threshold, {
+        return 0.5, {"out_of_fold_images": images}, None
+    threshold, _ = histogram.best_threshold()
+    post = None
+    if tuned is not None and len(predicted) >= 2:
+        joint = chooses_threshold(data.target, cfg.train.threshold)
+        thresholds = FOREGROUND_THRESHOLDS if joint else (threshold,)
+        refs = [reference_instances(s.mask, data.mask_threshold) for s, _ in predicted]
+        probs = [prob for _, prob in predicted]
+        (chosen_threshold, chosen), crossed = choose_postprocess(
+            probs, refs, predictor.cfg, tuned, thresholds, threshold
+        )
+        post = postprocess_summary(tuned, chosen, crossed, chosen_threshold if joint else None)
+        threshold = chosen_threshold
+    scores = {
         "out_of_fold_images": images,
         "out_of_fold_dice_at_0.5": float(histogram.dice_at([0.5])[0]),
-        f"out_of_fold_dice_at_{threshold:g}": dice,
+        f"out_of_fold_dice_at_{threshold:g}": float(histogram.dice_at([threshold])[0]),
     }
+    return threshold, scores, post
