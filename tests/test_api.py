@@ -101,28 +101,13 @@ def test_docs_api_md_runs(tmp_path, monkeypatch):
     assert 0 <= namespace["scores"].mean()["dice"] <= 1
 
 
-def test_plan_fold_ensembles_and_tune_from_python(tmp_path, tiny_config):
-    """The issue-13 tools through ``unet_tf``: the same code as ``plan``, ``fit --all-folds``
-    and ``tune`` on the command line."""
+def test_plan_from_python(tmp_path):
+    """``unet_tf.plan`` is the code behind ``unet-tf plan``. The other issue-13 tools are
+    called through ``unet_tf`` where they are tested: ``unet_tf.fit(all_folds=True)`` in
+    tests/training/test_folds.py, ``unet_tf.tune`` in tests/training/test_tune.py."""
     from conftest import write_folder_dataset
-
-    from unet_tf.training.tune import SearchSpace
 
     data = write_folder_dataset(tmp_path / "data", n=4, size=64, seed=2)
     plan = unet_tf.plan(data)
     assert plan.fingerprint.images == 4 and plan.config.data.size == 256
     assert set(plan.reasons) >= {"target", "input", "depth", "loss"}
-
-    small = {"size": 64, "base_filters": 4, "depth": 2, "batch_size": 2, "epochs": 1}
-    small |= {"precision": "float32", "steps_per_epoch": 2}
-    ensemble = unet_tf.fit(data=data, folds=2, all_folds=True, run_dir=tmp_path / "ens",
-                           verbose=0, **small)  # fmt: skip
-    assert [d.name for d in ensemble.folds] == ["fold_0", "fold_1"]
-    assert (tmp_path / "ens" / "ensemble.json").is_file()
-    assert ensemble.out_of_fold["out_of_fold_images"] == 4
-
-    pytest.importorskip("keras_tuner", reason="unet_tf.tune needs keras-tuner (the [tune] extra)")
-    space = SearchSpace(batch_sizes=(2,), base_filters=(4,), inputs=("resize",), sides=(64,))
-    result = unet_tf.tune(data, tmp_path / "search", max_trials=1, tuner="random", space=space,
-                          config=tiny_config(data, epochs=1))  # fmt: skip
-    assert len(result.trials) == 1 and (tmp_path / "search" / "best.yaml").is_file()

@@ -7,6 +7,7 @@ import csv
 import pytest
 from conftest import write_folder_dataset
 
+import unet_tf
 from unet_tf.config import RunConfig
 from unet_tf.errors import UserError
 from unet_tf.training.tune import SearchSpace, trial_config, tune
@@ -42,7 +43,8 @@ def test_two_trials_write_runs_a_table_a_plot_and_best_yaml_and_resume(tmp_path,
     data = write_folder_dataset(tmp_path / "data", n=6, size=64)
     base = tiny_config(data, epochs=1)
     run = tmp_path / "search"
-    result = tune(base, run, max_trials=2, tuner="random", space=TINY_SPACE, log=lambda _: None)
+    # through the public API (the same search as ``unet-tf tune``), then resumed below
+    result = unet_tf.tune(data, run, max_trials=2, tuner="random", space=TINY_SPACE, config=base)
     assert len(result.trials) == 2
     for row in result.trials:  # every trial is an ordinary, finished run directory
         assert (run / "trials" / row["trial"] / "metrics.json").is_file()
