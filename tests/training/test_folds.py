@@ -15,7 +15,7 @@ from PIL import Image
 import unet_tf
 from unet_tf.api import evaluate
 from unet_tf.errors import UserError
-from unet_tf.evaluation.tuning import TUNED
+from unet_tf.evaluation.tuning import FOREGROUND_THRESHOLDS, TUNED
 from unet_tf.inference.predictor import MeanNetwork, load_predictor
 from unet_tf.training.folds import fit_folds
 
@@ -44,22 +44,23 @@ def test_all_folds_train_average_and_resume(tmp_path, capsys):
     data = write_cells(tmp_path / "data")
     run = tmp_path / "ensemble"
     tiny = {"size": 64, "base_filters": 4, "depth": 2, "batch_size": 2, "precision": "float32"}
-    result = unet_tf.fit(data=data, folds=2, all_folds=True, epochs=1, run_dir=run, verbose=0,
-                         **tiny)  # fmt: skip
+    result = unet_tf.fit(data=data, folds=2, all_folds=True, epochs=1, threshold="auto",
+                         run_dir=run, verbose=0, **tiny)  # fmt: skip
     assert [d.name for d in result.folds] == ["fold_0", "fold_1"]
 
     record = json.loads((run / "ensemble.json").read_text())
     assert record["folds"] == ["fold_0", "fold_1"] and record["threshold"] == result.threshold
     # every image scored once, by a model that never saw it
     assert record["out_of_fold_images"] == result.out_of_fold["out_of_fold_images"] == 4
-    assert 0.05 <= record["threshold"] <= 0.95
     val_names = [set(load_predictor(run / f"fold_{k}").cfg.data.val_names) for k in range(2)]
     assert set().union(*val_names) == {f"img {i:02d}" for i in range(4)}
     assert sum(len(v) for v in val_names) == 4  # the folds' validation sets are disjoint
-    # the watershed's seed height is chosen on the same out-of-fold predictions
+    # the seed height is chosen on the same out-of-fold predictions, and with it the
+    # threshold, as each fold chose its own (``--threshold auto``)
     post = record["postprocess"]
     assert post == result.postprocess and post["parameter"] == "seed_height"
-    assert post["seed_height"] in TUNED["distance"].candidates and "threshold" not in post
+    assert post["seed_height"] in TUNED["distance"].candidates
+    assert post["threshold"] == record["threshold"] and record["threshold"] in FOREGROUND_THRESHOLDS
 
     ensemble = load_predictor(run)
     assert isinstance(ensemble.network, MeanNetwork) and ensemble.threshold == record["threshold"]
@@ -77,6 +78,8 @@ def test_all_folds_train_average_and_resume(tmp_path, capsys):
     assert f"and seed_height {post['seed_height']:g} from out-of-fold predictions" in out
     assert "ensemble of 2 folds" in out and "out_of_fold_dice_at_0.5" in out
     assert stamps == [(run / f"fold_{k}" / "model.keras").stat().st_mtime_ns for k in range(2)]
+    # chosen again the same way, though the resumed config holds fold 0's threshold
+    assert json.loads((run / "ensemble.json").read_text()) == record
 
     # the ensemble applies its recorded choice, not its first fold's
     record["postprocess"]["seed_height"] = 0.6

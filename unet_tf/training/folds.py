@@ -33,7 +33,7 @@ from unet_tf.evaluation.tuning import (
     FOREGROUND_THRESHOLDS,
     TUNED,
     choose_postprocess,
-    chooses_threshold,
+    chose_threshold,
     postprocess_summary,
 )
 from unet_tf.inference.predictor import load_predictor
@@ -104,9 +104,10 @@ def out_of_fold_choices(cfg: RunConfig, fold_dirs: list[Path]) -> tuple[float, d
     is the Dice-optimal one; multi-class models take the arg-max and keep 0.5 (it is not
     used). A separating target's watershed setting (:data:`~unet_tf.evaluation.tuning.TUNED`)
     is chosen on the same predictions, as ``fit`` chooses a single run's on its
-    validation images: by PQ, cross-fitted, and with the foreground threshold when that
-    is ``auto``. Without this the ensemble would apply fold 0's setting, chosen on a
-    third of the images and for fold 0's threshold, not the ensemble's.
+    validation images: by PQ, cross-fitted, and with the foreground threshold when the
+    folds chose theirs that way (``auto``). Without this the ensemble would apply fold
+    0's setting, chosen on a third of the images and for fold 0's threshold, not the
+    ensemble's.
     Returns the threshold, the Dice scores and the post-processing summary (None
     for targets without a setting to choose).
     """
@@ -129,7 +130,8 @@ def out_of_fold_choices(cfg: RunConfig, fold_dirs: list[Path]) -> tuple[float, d
     threshold, _ = histogram.best_threshold()
     post = None
     if tuned is not None and len(predicted) >= 2:
-        joint = chooses_threshold(data.target, cfg.train.threshold)
+        # as the folds did: a resumed ensemble's config holds fold 0's chosen number
+        joint = chose_threshold(json.loads((fold_dirs[0] / METRICS).read_text()))
         thresholds = FOREGROUND_THRESHOLDS if joint else (threshold,)
         refs = [reference_instances(s.mask, data.mask_threshold) for s, _ in predicted]
         probs = [prob for _, prob in predicted]
