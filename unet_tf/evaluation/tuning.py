@@ -75,15 +75,6 @@ def chooses_threshold(target: str, threshold: float | str) -> bool:
     return threshold == "auto" and tuned is not None and tuned.with_threshold
 
 
-def chose_threshold(metrics: dict) -> bool:
-    """Whether a finished run chose its foreground threshold with its watershed setting.
-
-    Its config.yaml then holds the chosen number, not ``auto``; its metrics.json's
-    ``postprocess`` entry records the threshold, and only then.
-    """
-    return metrics.get("postprocess", {}).get("threshold") is not None
-
-
 def _pooled(results: list[ObjectScores]) -> ObjectScores:
     total = ObjectScores()
     for result in results:
@@ -230,7 +221,7 @@ def retune(run_dir: Path, val: list[Sample], log: Callable[[str], None] = print)
     predictor = load_predictor(run_dir)
     cfg = predictor.cfg
     metrics = json.loads((run_dir / METRICS).read_text())
-    if chose_threshold(metrics):
+    if metrics.get("postprocess", {}).get("threshold") is not None:
         cfg = replace(cfg, train=replace(cfg.train, threshold="auto"))
     cfg, metrics = tune_postprocess(
         Predictor(predictor.network, cfg), val, metrics, run_dir / CONFIG

@@ -30,10 +30,8 @@ from unet_tf.evaluation.histograms import ProbabilityHistogram
 from unet_tf.evaluation.objects import reference_instances
 from unet_tf.evaluation.scoring import evaluate_samples
 from unet_tf.evaluation.tuning import (
-    FOREGROUND_THRESHOLDS,
     TUNED,
     choose_postprocess,
-    chose_threshold,
     postprocess_summary,
 )
 from unet_tf.inference.predictor import load_predictor
@@ -103,11 +101,12 @@ def out_of_fold_choices(cfg: RunConfig, fold_dirs: list[Path]) -> tuple[float, d
     out-of-fold images are exactly the ones that fold never trained on. The threshold
     is the Dice-optimal one; multi-class models take the arg-max and keep 0.5 (it is not
     used). A separating target's watershed setting (:data:`~unet_tf.evaluation.tuning.TUNED`)
-    is chosen on the same predictions, as ``fit`` chooses a single run's on its
-    validation images: by PQ, cross-fitted, and with the foreground threshold when the
-    folds chose theirs that way (``auto``). Without this the ensemble would apply fold
-    0's setting, chosen on a third of the images and for fold 0's threshold, not the
-    ensemble's.
+    is then chosen on the same predictions at that threshold, by PQ and cross-fitted as
+    ``fit`` chooses a single run's; without this the ensemble applied fold 0's setting,
+    chosen on a third of the images for fold 0's threshold. The threshold is not chosen
+    with the setting (as ``--threshold auto`` does for one run): measured on the U373
+    ensemble of docs/plan.md, that choice (0.8) scored lower on the test frames than the
+    Dice-optimal 0.86 (SEG 0.701 vs 0.706, PQ 0.549 vs 0.586), and on HeLa it was level.
     Returns the threshold, the Dice scores and the post-processing summary (None
     for targets without a setting to choose).
     """
@@ -130,16 +129,12 @@ def out_of_fold_choices(cfg: RunConfig, fold_dirs: list[Path]) -> tuple[float, d
     threshold, _ = histogram.best_threshold()
     post = None
     if tuned is not None and len(predicted) >= 2:
-        # as the folds did: a resumed ensemble's config holds fold 0's chosen number
-        joint = chose_threshold(json.loads((fold_dirs[0] / METRICS).read_text()))
-        thresholds = FOREGROUND_THRESHOLDS if joint else (threshold,)
         refs = [reference_instances(s.mask, data.mask_threshold) for s, _ in predicted]
         probs = [prob for _, prob in predicted]
-        (chosen_threshold, chosen), crossed = choose_postprocess(
-            probs, refs, predictor.cfg, tuned, thresholds, threshold
+        (_, chosen), crossed = choose_postprocess(
+            probs, refs, predictor.cfg, tuned, (threshold,), threshold
         )
-        post = postprocess_summary(tuned, chosen, crossed, chosen_threshold if joint else None)
-        threshold = chosen_threshold
+        post = postprocess_summary(tuned, chosen, crossed)
     scores = {
         "out_of_fold_images": images,
         "out_of_fold_dice_at_0.5": float(histogram.dice_at([0.5])[0]),
