@@ -52,6 +52,7 @@ def test_all_folds_train_average_and_resume(tmp_path, capsys):
     assert record["folds"] == ["fold_0", "fold_1"] and record["threshold"] == result.threshold
     # every image scored once, by a model that never saw it
     assert record["out_of_fold_images"] == result.out_of_fold["out_of_fold_images"] == 4
+    assert 0.05 <= record["threshold"] <= 0.95
     val_names = [set(load_predictor(run / f"fold_{k}").cfg.data.val_names) for k in range(2)]
     assert set().union(*val_names) == {f"img {i:02d}" for i in range(4)}
     assert sum(len(v) for v in val_names) == 4  # the folds' validation sets are disjoint

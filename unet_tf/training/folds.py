@@ -126,8 +126,8 @@ def out_of_fold_choices(cfg: RunConfig, fold_dirs: list[Path]) -> tuple[float, d
         images += len(val)
     if cfg.model.num_classes != 1:
         return 0.5, {"out_of_fold_images": images}, None
-    threshold, _ = histogram.best_threshold()
-    post = None
+    threshold, dice = histogram.best_threshold()
+    post = None  # the folds share their target and settings: the last fold's stand for all
     if tuned is not None and len(predicted) >= 2:
         refs = [reference_instances(s.mask, data.mask_threshold) for s, _ in predicted]
         probs = [prob for _, prob in predicted]
@@ -138,6 +138,6 @@ def out_of_fold_choices(cfg: RunConfig, fold_dirs: list[Path]) -> tuple[float, d
     scores = {
         "out_of_fold_images": images,
         "out_of_fold_dice_at_0.5": float(histogram.dice_at([0.5])[0]),
-        f"out_of_fold_dice_at_{threshold:g}": float(histogram.dice_at([threshold])[0]),
+        f"out_of_fold_dice_at_{threshold:g}": dice,
     }
     return threshold, scores, post
