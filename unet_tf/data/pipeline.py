@@ -201,13 +201,22 @@ def make_dataset(items: list[Prepared], cfg: RunConfig, training: bool) -> tf.da
     if with_weights:
         signature.append(tf.TensorSpec((None, None, 1), tf.float32))
 
-    def generate():
-        for item in items:
-            parts = (item.image, item.target)
-            yield (*parts, item.weight) if with_weights else parts
+    def lookup(index):
+        item = items[int(index)]
+        parts = (item.image, item.target)
+        return (*parts, item.weight) if with_weights else parts
 
-    ds = tf.data.Dataset.from_generator(generate, output_signature=tuple(signature))
-    ds = ds.apply(tf.data.experimental.assert_cardinality(len(items))).cache()
+    def tf_lookup(index):
+        parts = tf.numpy_function(lookup, [index], [spec.dtype for spec in signature])
+        for part, spec in zip(parts, signature, strict=True):
+            part.set_shape(spec.shape)
+        return tuple(parts)
+
+    # Not Dataset.from_generator: its kernel sets glibc's M_TRIM_THRESHOLD to 128 kB for
+    # the whole process, which stops malloc from keeping freed tensor memory, so every
+    # training step faults its buffers in again. Measured on DRIVE's planned U-Net (2-core
+    # AMD): 1.9 s a step instead of 1.2, with three times the page faults (docs/benchmarks.md).
+    ds = tf.data.Dataset.range(len(items)).map(tf_lookup).cache()
     patch = cfg.data.patch
     if not training:
         # Whole images: resized ones batch together; full-resolution ones go one by one.
