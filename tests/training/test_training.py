@@ -18,7 +18,7 @@ import unet_tf.training.fit as training
 from unet_tf.errors import UserError
 from unet_tf.inference.predictor import load_predictor
 from unet_tf.rundir import read_history as read_columns
-from unet_tf.training.callbacks import step_lr
+from unet_tf.training.callbacks import centre_crop, step_lr
 from unet_tf.training.checkpoints import Backup, Restored, restore_backup
 
 
@@ -47,6 +47,15 @@ def test_compile_builds_the_optimizer_so_the_training_step_is_traced_once(tiny_c
 def test_step_schedule_by_hand():
     lrs = [step_lr(1e-3, e, 8) for e in range(8)]
     assert lrs == pytest.approx([1e-3] * 4 + [7.5e-4] * 2 + [5.625e-4] * 2)
+
+
+def test_tensorboard_images_show_the_centre_of_large_images():
+    batch = np.arange(2 * 5 * 7, dtype=np.float32).reshape(2, 5, 7, 1)
+    crop = centre_crop(batch, 3)
+    assert crop.shape == (2, 3, 3, 1)
+    np.testing.assert_array_equal(crop[0, :, :, 0], [[9, 10, 11], [16, 17, 18], [23, 24, 25]])
+    assert centre_crop(batch, 6).shape == (2, 5, 6, 1)  # a side already within stays whole
+    assert centre_crop(batch, 8).shape == batch.shape
 
 
 @pytest.mark.slow
