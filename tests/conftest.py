@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,47 @@ os.environ.setdefault("UNET_TF_CACHE", tempfile.mkdtemp(prefix="unet-tf-cache-")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("UNET_TF_SHARED", ROOT.parent / "shared"))
+# Seconds each test module took (setup, call and teardown summed), as last measured by
+# `pytest -n 2 --dist loadfile --store-durations`. Only the order of the run depends on it.
+DURATIONS = Path(__file__).with_name("durations.json")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--store-durations",
+        action="store_true",
+        help=f"write each module's measured seconds to {DURATIONS.name} (orders later runs)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the longest modules first, so that the two xdist workers finish together.
+
+    `--dist loadfile` hands out whole modules in collection order, and xdist's own
+    reordering (by test count) sent several of the longest modules last: one worker then
+    ran alone for the final minute. Longest first is the classic list-scheduling fix.
+    Unmeasured modules go first, since they may be long; the sort is stable.
+    """
+    seconds = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], float("inf")))
+
+
+_module_seconds: Counter[str] = Counter()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _module_seconds[report.nodeid.split("::")[0]] += report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """With --store-durations, record the modules' seconds (in the controller, atomically)."""
+    config = session.config
+    if not config.getoption("--store-durations") or hasattr(config, "workerinput"):
+        return
+    text = json.dumps({k: round(v, 1) for k, v in sorted(_module_seconds.items())}, indent=1)
+    partial = DURATIONS.with_name(DURATIONS.name + ".partial")
+    partial.write_text(text + "\n")
+    partial.replace(DURATIONS)
 
 
 def shared_path(*parts: str) -> Path:
