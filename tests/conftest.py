@@ -55,11 +55,18 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """With --store-durations, record the modules' seconds (in the controller, atomically)."""
+    """With --store-durations, record the modules' seconds (in the controller, atomically).
+
+    The modules this run measured replace their old values; the others keep theirs, so a
+    partial run refreshes only what it ran. Modules that no longer exist are dropped.
+    """
     config = session.config
     if not config.getoption("--store-durations") or hasattr(config, "workerinput"):
         return
-    text = json.dumps({k: round(v, 1) for k, v in sorted(_module_seconds.items())}, indent=1)
+    seconds = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    seconds.update({k: round(v, 1) for k, v in _module_seconds.items()})
+    kept = {k: v for k, v in sorted(seconds.items()) if (ROOT / k).exists()}
+    text = json.dumps(kept, indent=1)
     partial = DURATIONS.with_name(DURATIONS.name + ".partial")
     partial.write_text(text + "\n")
     partial.replace(DURATIONS)
