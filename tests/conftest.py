@@ -27,6 +27,10 @@ SHARED = Path(os.environ.get("UNET_TF_SHARED", ROOT.parent / "shared"))
 DURATIONS = Path(__file__).with_name("durations.json")
 
 
+def stored_durations() -> dict[str, float]:
+    return json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--store-durations",
@@ -43,7 +47,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ran alone for the final minute. Longest first is the classic list-scheduling fix.
     Unmeasured modules go first, since they may be long; the sort is stable.
     """
-    seconds = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    seconds = stored_durations()
     items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], float("inf")))
 
 
@@ -63,7 +67,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     if not config.getoption("--store-durations") or hasattr(config, "workerinput"):
         return
-    seconds = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
+    seconds = stored_durations()
     seconds.update({k: round(v, 1) for k, v in _module_seconds.items()})
     kept = {k: v for k, v in sorted(seconds.items()) if (ROOT / k).exists()}
     text = json.dumps(kept, indent=1)
