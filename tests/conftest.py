@@ -31,6 +31,11 @@ def stored_durations() -> dict[str, float]:
     return json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
 
 
+def module_of(nodeid: str) -> str:
+    """The test module a node id belongs to: the unit `--dist loadfile` hands out."""
+    return nodeid.split("::")[0]
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--store-durations",
@@ -48,14 +53,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     Unmeasured modules go first, since they may be long; the sort is stable.
     """
     seconds = stored_durations()
-    items.sort(key=lambda item: -seconds.get(item.nodeid.split("::")[0], float("inf")))
+    items.sort(key=lambda item: -seconds.get(module_of(item.nodeid), float("inf")))
 
 
 _module_seconds: Counter[str] = Counter()
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    _module_seconds[report.nodeid.split("::")[0]] += report.duration
+    _module_seconds[module_of(report.nodeid)] += report.duration
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
@@ -67,13 +72,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     config = session.config
     if not config.getoption("--store-durations") or hasattr(config, "workerinput"):
         return
+    from unet_tf.atomic import atomic_write_text
+
     seconds = stored_durations()
     seconds.update({k: round(v, 1) for k, v in _module_seconds.items()})
     kept = {k: v for k, v in sorted(seconds.items()) if (ROOT / k).exists()}
-    text = json.dumps(kept, indent=1)
-    partial = DURATIONS.with_name(DURATIONS.name + ".partial")
-    partial.write_text(text + "\n")
-    partial.replace(DURATIONS)
+    atomic_write_text(DURATIONS, json.dumps(kept, indent=1) + "\n")
 
 
 def shared_path(*parts: str) -> Path:
