@@ -121,13 +121,19 @@ def test_budget_becomes_steps_at_the_measured_speed_and_narrows_a_slow_network()
         return 2.0 if cfg.model.base_filters == 32 else 0.5
 
     roomy = derive_plan(BLOBS, budget_seconds=3600, seconds_per_step=timer)
-    # 3600 s x 0.85 / 2 s = 1530 steps >= 300: keep 32 filters; 40 x 0.8 / 4 = 8 -> 10 per epoch
+    # 3600 s x 0.85 / 2 s = 1530 steps >= 1000: keep 32 filters; 40 x 0.8 / 4 = 8 -> 10 per epoch
     assert roomy.config.model.base_filters == 32 and roomy.seconds_per_step == 2.0
     assert roomy.config.data.steps_per_epoch == 10 and roomy.config.train.epochs == 153
     tight = derive_plan(BLOBS, budget_seconds=600, seconds_per_step=timer)
-    # 600 x 0.85 / 2 = 255 steps < 300: 16 filters, then 600 x 0.85 / 0.5 = 1020 steps
+    # 600 x 0.85 / 2 = 255 steps < 1000: 16 filters, then 600 x 0.85 / 0.5 = 1020 steps
     assert tight.config.model.base_filters == 16 and "255 steps" in tight.reasons["base_filters"]
     assert tight.config.train.epochs == 102
+    # 1800 x 0.85 / 2 = 765 steps: DRIVE's 30 minutes, where 16 filters scored better
+    half_hour = derive_plan(BLOBS, budget_seconds=1800, seconds_per_step=timer)
+    assert (
+        half_hour.config.model.base_filters == 16
+        and "765 steps" in half_hour.reasons["base_filters"]
+    )
     saved = tight.to_config()
     assert saved.plan["seconds_per_step"] == 0.5 and saved.plan["fingerprint"]["images"] == 40
     # A 20 s validation: epochs of >= 20 x 0.8 / 0.2 / 2 = 40 steps; 3060 s / 100 s = 30
