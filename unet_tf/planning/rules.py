@@ -306,12 +306,13 @@ def derive_plan(
     planned = replace(cfg, data=data, model=model, train=train, postprocess=postprocess)
     timed = seconds_per_step(planned) if seconds_per_step and budget_seconds else None
     reasons["base_filters"] = "32 filters at the first level (nnU-Net's default)"
-    if timed and budget_seconds * (1 - VALIDATION_SHARE) / timed < MIN_STEPS_AT_32:
+    steps_at_32 = budget_seconds * (1 - VALIDATION_SHARE) / timed if timed else None
+    if steps_at_32 is not None and steps_at_32 < MIN_STEPS_AT_32:
         narrow = replace(planned, model=replace(model, base_filters=16))
         timed_16 = seconds_per_step(narrow)
         reasons["base_filters"] = (
-            f"16 filters: at 32 the budget allows only "
-            f"{int(budget_seconds * (1 - VALIDATION_SHARE) / timed)} steps ({timed:.2f} s/step), "
+            f"16 filters: at 32 the budget allows only {int(steps_at_32)} steps "
+            f"({timed:.2f} s/step), "
             f"under {MIN_STEPS_AT_32}: more steps of a narrower net score better (DRIVE, 30 min)"
         )
         planned, timed = narrow, timed_16
