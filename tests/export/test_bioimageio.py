@@ -95,7 +95,9 @@ class TestBioimageio(ExportFormatTester):
             bioimageio.validate_package(broken)
         assert "\n" not in str(error.value)
 
-    def test_meta_fields_and_test_image_reach_the_package(self, tmp_path_factory, tmp_path):
+    def test_meta_fields_and_test_image_reach_the_package(
+        self, tmp_path_factory, tmp_path, monkeypatch
+    ):
         slice_path = sorted((sample_data_dir() / "images").iterdir())[0]
         meta = tmp_path / "meta.yaml"
         meta.write_text(
@@ -134,8 +136,14 @@ class TestBioimageio(ExportFormatTester):
         assert rdf["version"] == "1.2.0" and rdf["tags"] == ["em", "membranes"]
         expected = read_image(slice_path).astype(np.float32)
         np.testing.assert_array_equal(package_array(out, "test_input.npy")[0, ..., 0], expected)
-        # the spec's own checks (here the licence id) come back naming the field
+        # the spec's own checks (here the licence id) come back naming the field, before
+        # any weights are written or converted
         meta.write_text(yaml.safe_dump({"license": "not-a-licence"}))
+
+        def no_conversion(*args, **kwargs):
+            raise AssertionError("a refused licence must fail before the weights are written")
+
+        monkeypatch.setattr(bioimageio, "write_archive", no_conversion)
         with pytest.raises(UserError, match="invalid at license"):
             export_model(predictor, "bioimageio", tmp_path / "bad.zip", meta=meta)
         assert not (tmp_path / "bad.zip").exists()
@@ -165,6 +173,24 @@ def test_meta_errors_name_the_field(tmp_path, text, message):
     with pytest.raises(UserError, match=message) as error:
         bioimageio.read_meta(meta)
     assert "\n" not in str(error.value) and str(meta) in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "fields, where",
+    [
+        ({"license": "not-a-licence"}, "license"),
+        ({"version": "x.y!"}, "version"),
+        ({"git_repo": "ftp://example.org/data"}, "git_repo"),
+        ({"authors": [{"name": "Ada", "orcid": "123"}]}, "authors.0.orcid"),
+        ({"cite": [{"text": "Paper", "doi": "not-a-doi"}]}, "cite.0.doi"),
+    ],
+)
+def test_meta_the_spec_refuses_names_the_field(fields, where):
+    pytest.importorskip("bioimageio.spec", reason="the spec's checks need bioimageio.spec")
+    with pytest.raises(UserError, match=f"invalid at {where}: ") as error:
+        bioimageio.check_meta_against_spec(bioimageio.Meta(**fields))
+    assert "\n" not in str(error.value) and len(str(error.value)) < 300
+    bioimageio.check_meta_against_spec(bioimageio.Meta())  # the defaults pass
 
 
 def test_meta_defaults_cite_the_unet_paper():

@@ -221,6 +221,7 @@ def write_bioimageio(predictor: Predictor, out: Path, meta: Path | None = None) 
     bioimageio.core's ``test_model`` before it is kept."""
     details = read_meta(meta)
     require_bioimageio()
+    check_meta_against_spec(details)
     from unet_tf.inference.predictor import Predictor
 
     network = float32_copy(predictor.network)
@@ -572,15 +573,53 @@ def _describe(
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error["loc"])
-        reason = first_line(error["msg"])
         if not where:  # not a field: bioimageio.spec itself failed (seen with pydantic 2.14)
             raise UserError(
-                f"bioimageio.spec could not build the model description ({reason}); "
+                f"bioimageio.spec could not build the model description "
+                f"({first_line(error['msg'])}); "
                 "install versions of bioimageio.spec and pydantic that work together"
             ) from None
-        raise UserError(
-            f"the bioimage.io description is invalid at {where}: {reason}; fix that field in --meta"
-        ) from None
+        raise _invalid_field(where, error["msg"]) from None
+
+
+def check_meta_against_spec(meta: Meta) -> None:
+    """Check the fields ``--meta`` gave with bioimageio.spec's own types, before the
+    export spends minutes converting and testing weights that a bad licence id or
+    version would then throw away."""
+    import bioimageio.spec.model.v0_5 as spec
+    from pydantic import TypeAdapter, ValidationError
+
+    def check(where: str, validate, value) -> None:
+        try:
+            validate(value)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            inner = [str(part) for part in error["loc"] if not str(part).startswith("function")]
+            raise _invalid_field(".".join([where, *inner]), error["msg"]) from None
+
+    for i, person in enumerate(meta.authors):
+        check(f"authors.{i}", lambda p: spec.Author(**p), person)
+    for i, entry in enumerate(meta.cite):
+        check(f"cite.{i}", lambda c: spec.CiteEntry(**c), entry)
+    for name in ("license", "version", "git_repo"):
+        value = getattr(meta, name)
+        if value is not None:
+            check(
+                name,
+                TypeAdapter(spec.ModelDescr.model_fields[name].annotation).validate_python,
+                value,
+            )
+
+
+def _invalid_field(where: str, message: str) -> UserError:
+    """The one-line error for a field the spec refuses; a refused licence id lists all
+    SPDX ids in the message, so the reason is cut to its start."""
+    reason = first_line(message)
+    if len(reason) > 160:
+        reason = reason[:160].rsplit(",", 1)[0] + ", ..."
+    return UserError(
+        f"the bioimage.io description is invalid at {where}: {reason}; fix that field in --meta"
+    )
 
 
 def _save_package(descr, out: Path) -> None:
