@@ -31,7 +31,7 @@ import io
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -589,7 +589,7 @@ def check_meta_against_spec(meta: Meta) -> None:
     import bioimageio.spec.model.v0_5 as spec
     from pydantic import TypeAdapter, ValidationError
 
-    def check(where: str, validate, value) -> None:
+    def check(where: str, validate: Callable[[Any], object], value: Any) -> None:
         try:
             validate(value)
         except ValidationError as exc:
