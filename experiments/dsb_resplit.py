@@ -50,13 +50,6 @@ def split_at_necks(labels: np.ndarray, depth: float | None) -> np.ndarray:
     return out
 
 
-def pooled(results: list[ObjectScores]) -> ObjectScores:
-    total = ObjectScores()
-    for result in results:
-        total = total + result
-    return total
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", type=Path)
@@ -84,7 +77,10 @@ def main() -> None:
     table = {choice: [r[k] for r in rows] for k, choice in enumerate(choices)}
 
     def best(candidates: list, images: range) -> tuple:
-        return max(candidates, key=lambda c: pooled([table[c][i] for i in images]).scores()["pq"])
+        return max(
+            candidates,
+            key=lambda c: sum((table[c][i] for i in images), ObjectScores()).scores()["pq"],
+        )
 
     half = len(probs) // 2
     first, second = range(half), range(half, len(probs))
@@ -95,7 +91,7 @@ def main() -> None:
         candidates = [c for c in choices if c[2] == d]
         crossed = [table[best(candidates, first)][i] for i in second]
         crossed += [table[best(candidates, second)][i] for i in first]
-        total = pooled(crossed)
+        total = sum(crossed, ObjectScores())  # ObjectScores add up: pooled counts
         s, n = total.scores(), total.counts()
         chosen = best(candidates, range(len(probs)))[:2]
         print(
