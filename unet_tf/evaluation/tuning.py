@@ -75,13 +75,6 @@ def chooses_threshold(target: str, threshold: float | str) -> bool:
     return threshold == "auto" and tuned is not None and tuned.with_threshold
 
 
-def _pooled(results: list[ObjectScores]) -> ObjectScores:
-    total = ObjectScores()
-    for result in results:
-        total = total + result
-    return total
-
-
 Choice = tuple[float, float]  # (foreground threshold, the target's setting)
 
 
@@ -89,7 +82,7 @@ def _best(table: dict[Choice, list[ObjectScores]], images: range, default: Choic
     """The choice with the highest pooled PQ on ``images``; ties go nearest the default."""
 
     def key(choice: Choice) -> tuple[float, float]:
-        score = _pooled([table[choice][i] for i in images]).scores()["pq"]
+        score = sum((table[choice][i] for i in images), ObjectScores()).scores()["pq"]
         distance = abs(choice[0] - default[0]) + abs(choice[1] - default[1])
         return (-1.0 if np.isnan(score) else score, -distance)
 
@@ -149,7 +142,7 @@ def choose_postprocess(
     first, second = range(half), range(half, len(probs))
     crossed = [table[_best(table, first, default)][i] for i in second]
     crossed += [table[_best(table, second, default)][i] for i in first]
-    return _best(table, range(len(probs)), default), _pooled(crossed)
+    return _best(table, range(len(probs)), default), sum(crossed, ObjectScores())
 
 
 def _finite(value: float) -> float | None:
