@@ -94,10 +94,10 @@ class DataConfig:
     val_names: list[str] | None = None  # recorded by the split, so a rerun reuses it
     # image channels to use, counted from 0 (--channels 0,2); None = all; inference reuses them
     channels: list[int] | None = None
-    # binary | boundary | distance (unet_tf.data.targets.TARGETS); auto: INSTANCE_DEFAULT
+    # binary | boundary | distance | contact (unet_tf.data.targets.TARGETS); auto: INSTANCE_DEFAULT
     # there for masks that label cells one by one, else binary
     target: str = TARGET_AUTO
-    border_width: int = 2  # px: the cell-border band of the boundary target
+    border_width: int = 2  # px: the boundary target's cell-border band, the contact target's band
     # auto = blocked for time-lapse (CTC) and video frames, random otherwise (see data.splits)
     split: str = "auto"
     split_gap: int = 3  # blocked: annotated frames left out between validation and training

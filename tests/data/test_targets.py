@@ -141,7 +141,7 @@ def test_auto_target_is_distance_for_instance_masks_and_binary_otherwise():
     clash.data.target, clash.model.num_classes = "boundary", 2
     with pytest.raises(UserError, match="--target boundary trains 3 output channels"):
         resolve_target(clash, samples(labels))
-    assert TARGETS.names() == ("binary", "boundary", "distance")
+    assert TARGETS.names() == ("binary", "boundary", "distance", "contact")
 
 
 def test_distance_target_of_two_touching_squares():
@@ -159,6 +159,38 @@ def test_distance_target_of_two_touching_squares():
     np.testing.assert_allclose(distance[3, 6:11], [1 / 3, 2 / 3, 1.0, 2 / 3, 1 / 3], rtol=1e-6)
     assert distance[labels == 0].max() == 0
     assert distance[0:7, 0].max() == 0 and distance.max() == pytest.approx(1.0)
+
+
+def test_contact_band_lies_where_two_cells_come_within_border_width():
+    """Squares 1 and 2 share an edge; square 3 stands 3 px from 2 across the background."""
+    labels = np.zeros((7, 19), np.uint16)
+    labels[1:6, 1:6], labels[1:6, 6:11], labels[1:6, 14:18] = 1, 2, 3
+    target = instance_target(labels, "contact", border_width=1)
+    assert target.shape == (7, 19, 3) and target.dtype == np.float32
+    np.testing.assert_array_equal(target[..., :2], instance_target(labels, "distance"))
+    contact = target[..., 2] > 0
+    # Within 1 px (4-neighbours) of both 1 and 2: the two columns that meet, rows 1-5.
+    expected = np.zeros_like(contact)
+    expected[1:6, 5:7] = True
+    np.testing.assert_array_equal(contact, expected)
+    # Radius 2 reaches a row beyond the cells at the contact, 2 px into each, and the
+    # middle of the 3 px gap between 2 and 3 (column 12 lies 2 px from both).
+    wide = instance_target(labels, "contact", border_width=2)[..., 2] > 0
+    assert wide[0, 5] and wide[6, 6] and wide[3, 4:8].all() and not wide[3, 3:9:5].any()
+    assert wide[1:6, 12].all() and not wide[:, [9, 10, 11, 13, 14]].any()
+    labels[1:6, 14:18] = 0
+    labels[1:6, 12:16] = 3  # now 1 px of background between 2 and 3
+    gap = instance_target(labels, "contact", border_width=1)[..., 2] > 0
+    assert gap[1:6, 11].all() and not gap[:, 10].any() and not gap[:, 12].any()
+
+
+def test_contact_target_of_uint16_labels_past_65534():
+    """The band's "no cell" sentinel is one past the largest label, so it needs room."""
+    labels = np.zeros((4, 6), np.uint16)
+    labels[:, :3], labels[:, 3:] = 65534, 65535
+    contact = instance_target(labels, "contact", border_width=1)[..., 2]
+    np.testing.assert_array_equal(contact[:, 2:4], 1.0)
+    assert contact[:, [0, 1, 4, 5]].max() == 0
 
 
 def test_distance_target_is_fast_on_300_uint16_cells():
@@ -180,6 +212,10 @@ def test_distance_target_resolves_two_sigmoid_channels_and_is_cached(tmp_path, m
     resolved = resolve_target(cfg, samples(labels))
     assert (resolved.model.num_classes, resolved.model.activation) == (2, "sigmoid")
     assert resolve_target(resolved, samples(labels)) == resolved
+    contact = RunConfig()
+    contact.data.target = "contact"
+    contact = resolve_target(contact, samples(labels)).model
+    assert (contact.num_classes, contact.activation) == (3, "sigmoid")
     softmax = RunConfig()
     softmax.data.target = "boundary"
     boundary = resolve_target(softmax, samples(labels)).model
@@ -208,7 +244,7 @@ def test_target_foreground_reads_each_kind_of_target():
     truth = cells > 0
     binary = truth[..., None].astype(np.float32)
     assert np.array_equal(target_foreground(binary, "binary"), truth)
-    for name in ("boundary", "distance"):
+    for name in ("boundary", "distance", "contact"):
         built = TARGETS.get(name).build(cells, 1)
         assert np.array_equal(target_foreground(built, name), truth), name
     # A distance map that is 0 inside the cells must not read as background.

@@ -107,19 +107,24 @@ def test_cross_fitting_chooses_on_one_half_and_scores_the_other(tmp_path):
     assert metrics["epochs"] == 1 and metrics["postprocess"]["seg_crossfit"] < 1.0
 
 
-def test_fit_boundary_then_evaluate_instances_from_the_run_and_a_savedmodel(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("target", "setting"), [("boundary", "interior_threshold"), ("contact", "seed_height")]
+)
+def test_fit_then_evaluate_instances_from_the_run_and_a_savedmodel(
+    tmp_path, capsys, target, setting
+):
     data = write_ctc(tmp_path / "ctc", sequences=("01",), frames=6, st_frames=(0, 1, 2, 3, 4, 5))
     run_dir = tmp_path / "run"
     code, out, err = run_cli(
         capsys, "fit", "--data", data, "--run-dir", run_dir, "--epochs", "1",
-        "--steps-per-epoch", "2", "--val-split", "0.34", "--target", "boundary", *TINY_FIT,
+        "--steps-per-epoch", "2", "--val-split", "0.34", "--target", target, *TINY_FIT,
     )  # fmt: skip
     assert code == 0, err
-    assert "target boundary (3 output channel(s))" in out
+    assert f"target {target} (3 output channel(s))" in out
     cfg = RunConfig.load(run_dir / "config.yaml")
-    assert (cfg.data.target, cfg.model.num_classes) == ("boundary", 3)
+    assert (cfg.data.target, cfg.model.num_classes) == (target, 3)
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert metrics["postprocess"]["interior_threshold"] == cfg.postprocess.interior_threshold
+    assert metrics["postprocess"][setting] == getattr(cfg.postprocess, setting)
     assert metrics["validation"]["mean"]["dice"] >= 0  # scored on the foreground
     export = tmp_path / "export"
     assert run_cli(capsys, "export", run_dir, "--out", export)[0] == 0
@@ -171,6 +176,24 @@ def test_distance_watershed_splits_two_touching_discs():
     # column carved out of cell 1 (distance 0 there), which the watershed may give to 2.
     ideal = label_cells(distance_target(labels), cfg, 0.5)
     assert ideal.max() == 2 and seg_measure(labels, ideal).score > 0.95
+
+
+def test_a_predicted_contact_cuts_a_single_peak_in_two():
+    """Two touching discs whose predicted map is one dome: the contact channel parts them."""
+    labels = touching_discs()
+    yy, xx = np.mgrid[:40, :40]
+    dome = np.clip(1 - np.hypot(yy - 20, (xx - 20) / 2) / 9, 0, 1) * (labels > 0)
+    contact = np.zeros((40, 40), np.float32)
+    contact[:, 19:22] = 0.9 * (labels[:, 19:22] > 0)  # a 3 px band where the discs meet
+    probs = np.stack([0.9 * (labels > 0), dome, np.zeros_like(contact)], -1)
+    cfg = distance_config()
+    cfg.data.target, cfg.model.num_classes = "contact", 3
+    assert label_cells(probs.astype(np.float32), cfg, 0.5).max() == 1  # no contact seen
+    probs[..., 2] = contact
+    cells = label_cells(probs.astype(np.float32), cfg, 0.5)
+    assert cells.max() == 2 and seg_measure(labels, cells).score > 0.9
+    # The band is grown over, not cut out: every foreground pixel belongs to a cell.
+    np.testing.assert_array_equal(cells > 0, labels > 0)
 
 
 def test_objects_whose_map_stays_faint_are_dropped():

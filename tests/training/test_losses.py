@@ -159,6 +159,24 @@ def test_distance_target_loss_is_the_foreground_loss_plus_the_map_cross_entropy(
     assert float(loss.call(y, p)) == pytest.approx(float(loss(y, p)), rel=1e-6)
 
 
+def test_the_contact_channel_gets_the_foreground_loss():
+    """Channel 2 (contacts) is a mask: the same loss as channel 0, added to the rest."""
+    contact_y = np.array([0, 1, 1, 0], np.float32).reshape(1, 2, 2, 1)
+    contact_p = np.array([0.2, 0.7, 0.4, 0.1], np.float32).reshape(1, 2, 2, 1)
+    contact_bce = [-math.log(0.8), -math.log(0.7), -math.log(0.4), -math.log(0.9)]
+    y = np.concatenate([Y, D, contact_y], -1)
+    p = np.concatenate([P, Q, contact_p], -1)
+    loss = DistanceTargetLoss(BinaryCrossentropy())
+    expected = np.mean(BCE) + np.mean(SOFT_BCE) + np.mean(contact_bce)
+    assert float(loss(y, p)) == pytest.approx(expected, rel=1e-5)
+    weights = [1, 2, 0, 1]
+    terms = zip(weights, BCE, SOFT_BCE, contact_bce, strict=True)
+    weighted = sum(w * (b + m + c) for w, b, m, c in terms) / 4
+    assert float(loss(y, p, sample_weight=W)) == pytest.approx(weighted, rel=1e-5)
+    assert float(loss.call(y, p)) == pytest.approx(float(loss(y, p)), rel=1e-6)
+    assert isinstance(get_loss(TrainConfig(), "contact"), DistanceTargetLoss)
+
+
 def test_the_distance_target_wraps_the_named_loss_and_dice_scores_channel_0():
     loss = get_loss(TrainConfig(loss="dice-focal"), "distance")
     assert isinstance(loss, DistanceTargetLoss) and isinstance(loss.foreground, DiceFocalLoss)

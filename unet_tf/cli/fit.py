@@ -85,10 +85,15 @@ def keras_verbosity(quiet: bool) -> int:
     "--target",
     type=choice((TARGET_AUTO, *TARGETS.names())),
     help="What the network learns: binary (foreground), boundary (background, interior "
-    "and cell border) or distance (foreground and each cell's distance map); the last two "
-    f"separate touching cells [auto: {INSTANCE_DEFAULT} for instance masks, else binary].",
+    "and cell border), distance (foreground and each cell's distance map) or contact "
+    "(distance's, and where cells touch); the last three separate touching cells "
+    f"[auto: {INSTANCE_DEFAULT} for instance masks, else binary].",
 )
-@click.option("--border-width", type=int, help="Cell-border band of --target boundary, in px [2].")
+@click.option(
+    "--border-width",
+    type=int,
+    help="Cell-border band of --target boundary, contact band of --target contact, in px [2].",
+)
 @click.option(
     "--size",
     type=int,

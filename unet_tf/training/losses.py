@@ -16,7 +16,8 @@ classes. Probabilities are clipped to [1e-7, 1 - 1e-7] before any logarithm.
 
 The ``distance`` target's two sigmoid channels are neither: :func:`get_loss` wraps the
 configured loss in :class:`DistanceTargetLoss`, which applies it to the foreground
-(channel 0) and adds a regression of the distance map (channel 1). The target picks
+(channel 0; and to the ``contact`` target's contacts, channel 2) and adds a regression
+of the distance map (channel 1). The target picks
 the wrapper, so there is no loss name to get wrong.
 """
 
@@ -216,6 +217,8 @@ class FocalLogDiceLoss(FocalLoss):
 class DistanceTargetLoss(SegmentationLoss):
     """``foreground`` on channel 0 plus ``weight`` * cross-entropy of the distance map (channel 1).
 
+    The ``contact`` target's third channel is a mask too, scored by ``foreground``.
+
     The map is a soft target in [0, 1] behind a sigmoid; its cross-entropy has the
     gradient p - y, where a squared error's, 2 (p - y) p (1 - p), fades at the cells'
     peaks (1) and the background (0), the values the seeds depend on. The foreground
@@ -236,11 +239,27 @@ class DistanceTargetLoss(SegmentationLoss):
         self.weight = weight
 
     def __call__(self, y_true, y_pred, sample_weight=None):
-        fg = self.foreground(y_true[..., :1], y_pred[..., :1], sample_weight)
-        return fg + super().__call__(y_true, y_pred, sample_weight)
+        masks = sum(
+            self.foreground(y_true[..., c : c + 1], y_pred[..., c : c + 1], sample_weight)
+            for c in self._mask_channels(y_true)
+        )
+        return masks + super().__call__(y_true, y_pred, sample_weight)
 
     def call(self, y_true, y_pred):
-        return self.foreground.call(y_true[..., :1], y_pred[..., :1]) + super().call(y_true, y_pred)
+        masks = sum(
+            self.foreground.call(y_true[..., c : c + 1], y_pred[..., c : c + 1])
+            for c in self._mask_channels(y_true)
+        )
+        return masks + super().call(y_true, y_pred)
+
+    @staticmethod
+    def _mask_channels(y_true) -> tuple[int, ...]:
+        """Channels scored by the foreground's loss: 0, and the ``contact`` target's 2.
+
+        A contact band is a mask, thin and rare like the vessels and membranes the
+        Dice and focal losses are made for, so it gets the same loss as the foreground.
+        """
+        return (0, 2) if y_true.shape[-1] > 2 else (0,)
 
     def compute(self, y_true, y_pred, weights):
         """The distance term alone; the foreground's is added by ``__call__`` / ``call``."""
