@@ -18,6 +18,7 @@ from unet_tf.data.targets import (
     TARGETS,
     boundary_target,
     cached_instance_target,
+    default_target,
     has_instances,
     instance_target,
     resize_labels,
@@ -131,6 +132,11 @@ def test_auto_target_is_distance_for_instance_masks_and_binary_otherwise():
     cfg = resolve_target(RunConfig(), samples(labels))
     assert (cfg.data.target, cfg.model.num_classes, cfg.model.head) == ("distance", 2, "sigmoid")
     assert resolve_target(cfg, samples(labels)) == cfg  # a saved config resolves to itself
+    # The plan measures the objects: under 40 px across they get the contact channel.
+    assert default_target(True, object_diameter=39.5) == "contact"
+    assert default_target(True, object_diameter=40.0) == "distance"
+    assert default_target(True, object_diameter=0.0) == "distance"  # none measured
+    assert default_target(True, num_classes=3, object_diameter=19.0) == "binary"
     binary = resolve_target(RunConfig(), samples((labels > 0).astype(np.uint8) * 255))
     assert (binary.data.target, binary.model.num_classes) == ("binary", 1)
     weighted = RunConfig()

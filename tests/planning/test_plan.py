@@ -182,6 +182,12 @@ def test_instance_masks_plan_the_separating_target_that_fit_would_pick():
     plan = derive_plan(BLOBS)  # 12 labelled cells per image
     assert plan.config.data.target == "distance"
     assert "one by one" in plan.reasons["target"] and "distance" in plan.reasons["target"]
+    # Nuclei under 40 px across (DSB 2018's are ~19 px) add the contact channel.
+    nuclei = derive_plan(replace(BLOBS, object_diameter=19.0))
+    assert nuclei.config.data.target == "contact"
+    assert "~19 px are under 40 px" in nuclei.reasons["target"]
+    assert "contact target's watershed" in nuclei.reasons["threshold"]
+    assert derive_plan(replace(BLOBS, object_diameter=40.0)).config.data.target == "distance"
     pixel_masks = derive_plan(replace(BLOBS, instances=False))
     assert (
         pixel_masks.config.data.target == "binary"

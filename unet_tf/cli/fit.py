@@ -30,7 +30,7 @@ from unet_tf.config import (
     override,
 )
 from unet_tf.data.formats.registry import FORMAT_CHOICES
-from unet_tf.data.targets import INSTANCE_DEFAULT, TARGETS
+from unet_tf.data.targets import INSTANCE_DEFAULT, SMALL_OBJECT_TARGET, SMALL_OBJECTS, TARGETS
 from unet_tf.training.losses import LOSSES
 
 
@@ -87,7 +87,8 @@ def keras_verbosity(quiet: bool) -> int:
     help="What the network learns: binary (foreground), boundary (background, interior "
     "and cell border), distance (foreground and each cell's distance map) or contact "
     "(distance's, and where cells touch); the last three separate touching cells "
-    f"[auto: {INSTANCE_DEFAULT} for instance masks, else binary].",
+    f"[auto: {INSTANCE_DEFAULT} for instance masks, {SMALL_OBJECT_TARGET} when the plan "
+    f"measures their objects under {SMALL_OBJECTS:.0f} px, else binary].",
 )
 @click.option(
     "--border-width",

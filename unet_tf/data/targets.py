@@ -205,16 +205,34 @@ TARGETS.add(
 # same budget (docs/data.md): CTC SEG 0.509 vs the boundary target's 0.434 on held-out
 # HeLa frames, and cross-fitted 0.949 vs 0.926 on U373's validation frames.
 INSTANCE_DEFAULT = "distance"
+# Objects narrower than this (median equivalent diameter, px) get the contact target.
+# Measured at 10 minutes (docs/data.md): DSB 2018's ~19 px nuclei merged less with it
+# on both splits tried (109 -> 56, 157 -> 115) and scored a higher AP@0.5; U373's
+# ~70 px and HeLa's ~113 px cells gained nothing, and one HeLa seed of three lost SEG.
+SMALL_OBJECTS = 40.0
+SMALL_OBJECT_TARGET = "contact"
 
 
-def default_target(instances: bool, num_classes: int = 1, border_weights: bool = False) -> str:
+def default_target(
+    instances: bool,
+    num_classes: int = 1,
+    border_weights: bool = False,
+    object_diameter: float | None = None,
+) -> str:
     """What ``--target auto`` trains: the one rule, shared by ``fit`` and the plan.
 
-    Masks that label cells one by one get :data:`INSTANCE_DEFAULT`; pixel masks,
-    ``--classes`` and the U-Net border weights (a recipe of their own) keep ``binary``.
+    Masks that label cells one by one get :data:`INSTANCE_DEFAULT`, or
+    :data:`SMALL_OBJECT_TARGET` when their objects are measured (``object_diameter``,
+    the plan's fingerprint) narrower than :data:`SMALL_OBJECTS` px: a network's
+    distance map blurs the two peaks of small touching nuclei into one, and the
+    contact channel marks the line between them. Pixel masks, ``--classes`` and the
+    U-Net border weights (a recipe of their own) keep ``binary``.
     """
-    plain = num_classes != 1 or border_weights
-    return INSTANCE_DEFAULT if instances and not plain else "binary"
+    if not instances or num_classes != 1 or border_weights:
+        return "binary"
+    if object_diameter is not None and 0 < object_diameter < SMALL_OBJECTS:
+        return SMALL_OBJECT_TARGET
+    return INSTANCE_DEFAULT
 
 
 def is_separating(target: str) -> bool:

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from unet_tf.config import RunConfig
-from unet_tf.data.targets import TARGETS, default_target, multilabel
+from unet_tf.data.targets import (
+    SMALL_OBJECT_TARGET,
+    SMALL_OBJECTS,
+    TARGETS,
+    default_target,
+    multilabel,
+)
 from unet_tf.evaluation.tuning import chooses_threshold
 from unet_tf.planning.fingerprint import Fingerprint
 from unet_tf.training.callbacks import VALIDATION_SHARE  # the budget's clock stops at it
@@ -108,14 +114,22 @@ def choose_depth(fp: Fingerprint, input_size: int) -> tuple[int, str]:
 
 def choose_target(fp: Fingerprint, cfg: RunConfig) -> tuple[str, str]:
     """(target, reason): teach touching cells apart when the masks label them one by one."""
-    target = default_target(fp.instances, cfg.model.num_classes, cfg.data.border_weights)
+    target = default_target(
+        fp.instances, cfg.model.num_classes, cfg.data.border_weights, fp.object_diameter
+    )
     if target == "binary":
         if fp.instances:
             return target, "the foreground mask: --classes or --border-weights train it"
         return target, "the masks are pixel masks, not one label per object: the foreground"
+    small = (
+        f"; objects of ~{fp.object_diameter:.0f} px are under {SMALL_OBJECTS:.0f} px, "
+        "where the distance map blurs touching neighbours into one peak"
+        if target == SMALL_OBJECT_TARGET
+        else ""
+    )
     return target, (
         f"the masks label ~{fp.object_count} objects per image one by one: {target}, "
-        f"{TARGETS.help(target)}, so touching cells come apart"
+        f"{TARGETS.help(target)}, so touching cells come apart{small}"
     )
 
 
@@ -280,10 +294,10 @@ def derive_plan(
     its end-of-epoch validation on this machine."""
     cfg = base or RunConfig()
     reasons: dict[str, str] = {}
-    target, reasons["target"] = choose_target(fp, cfg)
-    threshold, reasons["threshold"] = choose_threshold(target, cfg)
     object_size = cfg.data.object_size
     seen = replace(fp, object_diameter=object_size) if object_size else fp  # what the net sees
+    target, reasons["target"] = choose_target(seen, cfg)
+    threshold, reasons["threshold"] = choose_threshold(target, cfg)
     size, patch, reasons["input"] = choose_input(seen, rescaled=bool(object_size))
     input_size = patch or size or RESIZE_SIDE
     depth, reasons["depth"] = choose_depth(seen, input_size)
