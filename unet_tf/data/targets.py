@@ -207,8 +207,9 @@ TARGETS.add(
 INSTANCE_DEFAULT = "distance"
 # Objects narrower than this (median equivalent diameter, px) get the contact target.
 # Measured at 10 minutes (docs/data.md): DSB 2018's ~19 px nuclei merged less with it
-# on both splits tried (109 -> 56, 157 -> 115) and scored a higher AP@0.5; U373's
-# ~70 px and HeLa's ~113 px cells gained nothing, and one HeLa seed of three lost SEG.
+# on all three splits tried (109 -> 56, 157 -> 115, 100 -> 79), with a higher AP@0.5;
+# U373's ~70 px and HeLa's ~113 px cells gained nothing, and one HeLa seed of three
+# lost SEG.
 SMALL_OBJECTS = 40.0
 SMALL_OBJECT_TARGET = "contact"
 
