@@ -37,7 +37,7 @@ from skimage.morphology import h_maxima
 from skimage.segmentation import clear_border, watershed
 
 from unet_tf.config import PostprocessConfig, RunConfig
-from unet_tf.data.targets import INTERIOR
+from unet_tf.data.targets import INTERIOR, TARGETS
 from unet_tf.inference.predictor import to_mask
 
 
@@ -72,12 +72,18 @@ def label_cells(
     """
     foreground = to_mask(probs, threshold, cfg.data.target) > 0
     settings = (options or InstanceOptions()).settings(cfg.postprocess)
+    # The target's registered channel names say which channel is which map.
+    names = TARGETS.get(cfg.data.target).channel_names if cfg.data.target in TARGETS else ()
     if cfg.data.target == "boundary":
         labels = boundary_watershed(probs, foreground, settings.interior_threshold)
-    elif cfg.data.target in DISTANCE_TARGETS:
-        contact = probs[..., 2] if probs.shape[-1] > 2 else None
+    elif "distance" in names:
+        contact = probs[..., names.index("contact")] if "contact" in names else None
         labels = distance_watershed(
-            probs[..., 1], foreground, settings.seed_height, settings.min_peak, contact
+            probs[..., names.index("distance")],
+            foreground,
+            settings.seed_height,
+            settings.min_peak,
+            contact,
         )
     else:
         return label_instances(foreground, options, cfg.postprocess)
@@ -135,7 +141,6 @@ def boundary_watershed(
 
 
 SEED_SMOOTHING = 1.0  # px: the Gaussian the predicted distance map is smoothed with
-DISTANCE_TARGETS = ("distance", "contact")  # targets whose channel 1 is the distance map
 
 
 def distance_watershed(
