@@ -166,7 +166,8 @@ def test_the_contact_channel_gets_the_foreground_loss():
     contact_bce = [-math.log(0.8), -math.log(0.7), -math.log(0.4), -math.log(0.9)]
     y = np.concatenate([Y, D, contact_y], -1)
     p = np.concatenate([P, Q, contact_p], -1)
-    loss = DistanceTargetLoss(BinaryCrossentropy())
+    loss = get_loss(TrainConfig(loss="bce"), "contact")
+    assert loss.mask_channels == (0, 2)  # from the registry: every channel but "distance"
     expected = np.mean(BCE) + np.mean(SOFT_BCE) + np.mean(contact_bce)
     assert float(loss(y, p)) == pytest.approx(expected, rel=1e-5)
     weights = [1, 2, 0, 1]
@@ -174,7 +175,11 @@ def test_the_contact_channel_gets_the_foreground_loss():
     weighted = sum(w * (b + m + c) for w, b, m, c in terms) / 4
     assert float(loss(y, p, sample_weight=W)) == pytest.approx(weighted, rel=1e-5)
     assert float(loss.call(y, p)) == pytest.approx(float(loss(y, p)), rel=1e-6)
-    assert isinstance(get_loss(TrainConfig(), "contact"), DistanceTargetLoss)
+    restored = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert restored.mask_channels == (0, 2)
+    assert float(restored(y, p)) == pytest.approx(expected, rel=1e-5)
+    # The distance target's loss knows no third channel, whatever the tensor holds.
+    assert get_loss(TrainConfig(loss="bce"), "distance").mask_channels == (0,)
 
 
 def test_the_distance_target_wraps_the_named_loss_and_dice_scores_channel_0():

@@ -182,6 +182,11 @@ class Target:
         return self.build is not None
 
 
+# The channel names that code looks up: the watershed floods the distance map and damps
+# it at contacts; the loss scores every channel but the distance map as a mask.
+DISTANCE_CHANNEL = "distance"
+CONTACT_CHANNEL = "contact"
+
 TARGETS: Registry[Target] = Registry("target", "--target")
 TARGETS.add("binary", Target((), None), "the foreground mask (or one-hot --classes)")
 TARGETS.add(
@@ -191,12 +196,12 @@ TARGETS.add(
 )
 TARGETS.add(
     "distance",
-    Target(("foreground", "distance"), distance_target, "sigmoid"),
+    Target(("foreground", DISTANCE_CHANNEL), distance_target, "sigmoid"),
     "2 sigmoid channels: the foreground, and each cell's distance map scaled to peak at 1",
 )
 TARGETS.add(
     "contact",
-    Target(("foreground", "distance", "contact"), contact_target, "sigmoid"),
+    Target(("foreground", DISTANCE_CHANNEL, CONTACT_CHANNEL), contact_target, "sigmoid"),
     "distance's 2 channels and a 3rd: where two cells come within --border-width px",
 )
 

@@ -37,7 +37,7 @@ from skimage.morphology import h_maxima
 from skimage.segmentation import clear_border, watershed
 
 from unet_tf.config import PostprocessConfig, RunConfig
-from unet_tf.data.targets import INTERIOR, TARGETS
+from unet_tf.data.targets import CONTACT_CHANNEL, DISTANCE_CHANNEL, INTERIOR, TARGETS
 from unet_tf.inference.predictor import to_mask
 
 
@@ -76,10 +76,10 @@ def label_cells(
     names = TARGETS.get(cfg.data.target).channel_names if cfg.data.target in TARGETS else ()
     if cfg.data.target == "boundary":
         labels = boundary_watershed(probs, foreground, settings.interior_threshold)
-    elif "distance" in names:
-        contact = probs[..., names.index("contact")] if "contact" in names else None
+    elif DISTANCE_CHANNEL in names:
+        contact = probs[..., names.index(CONTACT_CHANNEL)] if CONTACT_CHANNEL in names else None
         labels = distance_watershed(
-            probs[..., names.index("distance")],
+            probs[..., names.index(DISTANCE_CHANNEL)],
             foreground,
             settings.seed_height,
             settings.min_peak,

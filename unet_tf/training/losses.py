@@ -29,7 +29,7 @@ import keras
 import tensorflow as tf
 
 from unet_tf.config import TrainConfig
-from unet_tf.data.targets import multilabel
+from unet_tf.data.targets import DISTANCE_CHANNEL, TARGETS, multilabel
 from unet_tf.registry import Registry
 from unet_tf.runtime.distribute import replicas_in_sync
 
@@ -215,9 +215,13 @@ class FocalLogDiceLoss(FocalLoss):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class DistanceTargetLoss(SegmentationLoss):
-    """``foreground`` on channel 0 plus ``weight`` * cross-entropy of the distance map (channel 1).
+    """``foreground`` on the mask channels plus ``weight`` * cross-entropy of the distance map.
 
-    The ``contact`` target's third channel is a mask too, scored by ``foreground``.
+    The distance map is channel 1. ``mask_channels`` are the channels scored by
+    ``foreground``: 0 (the foreground), and the ``contact`` target's 2, a contact band,
+    thin and rare like the vessels and membranes the Dice and focal losses are made
+    for. :func:`get_loss` reads them from the target's registered channel names and
+    the saved loss keeps them, so a loss never guesses them from a tensor's shape.
 
     The map is a soft target in [0, 1] behind a sigmoid; its cross-entropy has the
     gradient p - y, where a squared error's, 2 (p - y) p (1 - p), fades at the cells'
@@ -229,6 +233,7 @@ class DistanceTargetLoss(SegmentationLoss):
         self,
         foreground: SegmentationLoss | dict | None = None,
         weight: float = 1.0,
+        mask_channels: tuple[int, ...] | list[int] = (0,),
         name: str = "distance_target",
         **kwargs,
     ):
@@ -237,29 +242,21 @@ class DistanceTargetLoss(SegmentationLoss):
             foreground = keras.saving.deserialize_keras_object(foreground)
         self.foreground = foreground or DiceFocalLoss()
         self.weight = weight
+        self.mask_channels = tuple(mask_channels)
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         masks = sum(
             self.foreground(y_true[..., c : c + 1], y_pred[..., c : c + 1], sample_weight)
-            for c in self._mask_channels(y_true)
+            for c in self.mask_channels
         )
         return masks + super().__call__(y_true, y_pred, sample_weight)
 
     def call(self, y_true, y_pred):
         masks = sum(
             self.foreground.call(y_true[..., c : c + 1], y_pred[..., c : c + 1])
-            for c in self._mask_channels(y_true)
+            for c in self.mask_channels
         )
         return masks + super().call(y_true, y_pred)
-
-    @staticmethod
-    def _mask_channels(y_true) -> tuple[int, ...]:
-        """Channels scored by the foreground's loss: 0, and the ``contact`` target's 2.
-
-        A contact band is a mask, thin and rare like the vessels and membranes the
-        Dice and focal losses are made for, so it gets the same loss as the foreground.
-        """
-        return (0, 2) if y_true.shape[-1] > 2 else (0,)
 
     def compute(self, y_true, y_pred, weights):
         """The distance term alone; the foreground's is added by ``__call__`` / ``call``."""
@@ -272,6 +269,7 @@ class DistanceTargetLoss(SegmentationLoss):
             **super().get_config(),
             "foreground": keras.saving.serialize_keras_object(self.foreground),
             "weight": self.weight,
+            "mask_channels": list(self.mask_channels),
         }
 
 
@@ -310,8 +308,13 @@ LOSSES.add(
 def get_loss(cfg: TrainConfig, target: str = "binary") -> SegmentationLoss:
     """The loss a training config names, with its hyper-parameters, for ``target``.
 
-    For a target of independent sigmoid channels (``distance``) the named loss scores
-    the foreground channel, inside :class:`DistanceTargetLoss`.
+    For a target of independent sigmoid channels (``distance``, ``contact``) the named
+    loss scores each mask channel, every channel but the distance map, inside
+    :class:`DistanceTargetLoss`.
     """
     loss = LOSSES.get(cfg.loss)(cfg)
-    return DistanceTargetLoss(loss) if multilabel(target) else loss
+    if not multilabel(target):
+        return loss
+    names = TARGETS.get(target).channel_names
+    masks = tuple(c for c, name in enumerate(names) if name != DISTANCE_CHANNEL)
+    return DistanceTargetLoss(loss, mask_channels=masks)
