@@ -198,6 +198,21 @@ def test_instance_masks_plan_the_separating_target_that_fit_would_pick():
     assert derive_plan(BLOBS, base).config.data.target == "binary"
 
 
+def test_the_contact_target_gets_a_wider_band_and_other_targets_keep_theirs():
+    nuclei = derive_plan(replace(BLOBS, object_diameter=19.0))
+    assert nuclei.config.data.border_width == 4
+    assert nuclei.reasons["border_width"].startswith("4 px: the contact band's radius")
+    cells = derive_plan(BLOBS)  # the distance target has no band: no reason printed
+    assert cells.config.data.border_width == 2 and "border_width" not in cells.reasons
+    # --target decides which target trains, so which band the plan gives.
+    base = RunConfig()
+    asked = derive_plan(BLOBS, replace(base, data=replace(base.data, target="contact")))
+    assert asked.config.data.border_width == 4
+    boundary = derive_plan(BLOBS, replace(base, data=replace(base.data, target="boundary")))
+    assert boundary.config.data.border_width == 2
+    assert boundary.reasons["border_width"] == "2 px: the cell-border band"
+
+
 def test_binary_masks_plan_a_threshold_chosen_on_validation():
     assert derive_plan(replace(BLOBS, instances=False)).config.train.threshold == "auto"
     plan = derive_plan(BLOBS)  # the distance target: chosen with its seed height

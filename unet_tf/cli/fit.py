@@ -30,7 +30,13 @@ from unet_tf.config import (
     override,
 )
 from unet_tf.data.formats.registry import FORMAT_CHOICES
-from unet_tf.data.targets import INSTANCE_DEFAULT, SMALL_OBJECT_TARGET, SMALL_OBJECTS, TARGETS
+from unet_tf.data.targets import (
+    CONTACT_BAND,
+    INSTANCE_DEFAULT,
+    SMALL_OBJECT_TARGET,
+    SMALL_OBJECTS,
+    TARGETS,
+)
 from unet_tf.training.losses import LOSSES
 
 
@@ -93,7 +99,8 @@ def keras_verbosity(quiet: bool) -> int:
 @click.option(
     "--border-width",
     type=int,
-    help="Cell-border band of --target boundary, contact band of --target contact, in px [2].",
+    help="Cell-border band of --target boundary, contact band of --target contact, in px "
+    f"[2; the plan's contact target: {CONTACT_BAND}].",
 )
 @click.option(
     "--size",

@@ -40,6 +40,7 @@ from unet_tf.training.fit import load_training_data
 # The settings the plan decides, as "section.field"; the budget decides the last one.
 RECIPE = (
     "data.target",
+    "data.border_width",
     "data.size",
     "data.patch",
     "data.fg_prob",
@@ -58,6 +59,7 @@ INPUT = frozenset({"data.size", "data.patch"})  # given: the user chose the reci
 # Which settings each of the plan's reasons explains.
 EXPLAINS = {
     "target": ("data.target",),
+    "border_width": ("data.border_width",),
     "input": ("data.size", "data.patch"),
     "depth": ("model.depth",),
     "batch_size": ("train.batch_size",),

@@ -12,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from unet_tf.config import RunConfig
+from unet_tf.config import TARGET_AUTO, RunConfig
 from unet_tf.data.targets import (
+    CONTACT_BAND,
+    CONTACT_CHANNEL,
     SMALL_OBJECT_TARGET,
     SMALL_OBJECTS,
     TARGETS,
@@ -131,6 +133,25 @@ def choose_target(fp: Fingerprint, cfg: RunConfig) -> tuple[str, str]:
         f"the masks label ~{fp.object_count} objects per image one by one: {target}, "
         f"{TARGETS.help(target)}, so touching cells come apart{small}"
     )
+
+
+def choose_border_width(target: str, cfg: RunConfig) -> tuple[int, str | None]:
+    """(border_width, reason): the contact target's band is :data:`CONTACT_BAND` px wide.
+
+    ``target`` is the one that trains: the plan's, or the user's ``--target``. A wider
+    band marks more pixels of each contact, so the network learns the rare channel from
+    more examples and the watershed damps the map over more of the neck between two
+    nuclei. Other targets keep the configured width, and only the boundary target
+    uses it, so only the targets with a band get a reason.
+    """
+    if CONTACT_CHANNEL in TARGETS.get(target).channel_names:
+        return CONTACT_BAND, (
+            f"{CONTACT_BAND} px: the contact band's radius; on DSB 2018's nuclei it scored "
+            "a higher validation PQ than 2 and 3 px on every split tried"
+        )
+    if target == "boundary":
+        return cfg.data.border_width, f"{cfg.data.border_width} px: the cell-border band"
+    return cfg.data.border_width, None
 
 
 def choose_threshold(target: str, cfg: RunConfig) -> tuple[float | str, str]:
@@ -298,6 +319,10 @@ def derive_plan(
     seen = replace(fp, object_diameter=object_size) if object_size else fp  # what the net sees
     target, reasons["target"] = choose_target(seen, cfg)
     threshold, reasons["threshold"] = choose_threshold(target, cfg)
+    trains = target if cfg.data.target == TARGET_AUTO else cfg.data.target  # --target wins
+    border_width, band = choose_border_width(trains, cfg)
+    if band:
+        reasons["border_width"] = band
     size, patch, reasons["input"] = choose_input(seen, rescaled=bool(object_size))
     input_size = patch or size or RESIZE_SIDE
     depth, reasons["depth"] = choose_depth(seen, input_size)
@@ -309,6 +334,7 @@ def derive_plan(
     data = replace(
         cfg.data,
         target=target,
+        border_width=border_width,
         size=size or cfg.data.size,
         patch=patch,
         fg_prob=fg_prob,
