@@ -202,6 +202,7 @@ def test_the_contact_target_gets_a_wider_band_and_other_targets_keep_theirs():
     nuclei = derive_plan(replace(BLOBS, object_diameter=19.0))
     assert nuclei.config.data.border_width == 4
     assert nuclei.reasons["border_width"].startswith("4 px: the contact band's radius")
+    assert "it scores foreground and contact, cross-entropy the map" in nuclei.reasons["loss"]
     cells = derive_plan(BLOBS)  # the distance target has no band: no reason printed
     assert cells.config.data.border_width == 2 and "border_width" not in cells.reasons
     # --target decides which target trains, so which band the plan gives.

@@ -16,6 +16,7 @@ from unet_tf.config import TARGET_AUTO, RunConfig
 from unet_tf.data.targets import (
     CONTACT_BAND,
     CONTACT_CHANNEL,
+    DISTANCE_CHANNEL,
     SMALL_OBJECT_TARGET,
     SMALL_OBJECTS,
     TARGETS,
@@ -200,7 +201,8 @@ def choose_loss(fp: Fingerprint, target: str = "binary") -> tuple[str, str]:
             "reported score, focal keeps the gradients of hard pixels"
         )
     if multilabel(target):
-        why += f"; on the {target} target it scores the foreground channel, cross-entropy the map"
+        masks = [n for n in TARGETS.get(target).channel_names if n != DISTANCE_CHANNEL]
+        why += f"; on the {target} target it scores {' and '.join(masks)}, cross-entropy the map"
     return "dice-focal", why
 
 
