@@ -148,7 +148,7 @@ def choose_border_width(target: str, cfg: RunConfig) -> tuple[int, str | None]:
     if CONTACT_CHANNEL in TARGETS.get(target).channel_names:
         return CONTACT_BAND, (
             f"{CONTACT_BAND} px: the contact band's radius; on DSB 2018's nuclei it scored "
-            "a higher validation PQ than 2 and 3 px on every split tried"
+            "a higher mean validation PQ than 2, 3 and 5 px over three splits"
         )
     if target == "boundary":
         return cfg.data.border_width, f"{cfg.data.border_width} px: the cell-border band"
