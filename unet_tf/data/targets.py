@@ -155,6 +155,12 @@ def contact_target(labels: np.ndarray, border_width: int = 2) -> np.ndarray:
     return np.concatenate([distance_target(labels), contact[..., None]], axis=-1).astype(np.float32)
 
 
+# The channel names that code looks up: the watershed floods the distance map and damps
+# it at contacts; the loss scores every channel but the distance map as a mask.
+DISTANCE_CHANNEL = "distance"
+CONTACT_CHANNEL = "contact"
+
+
 @dataclass(frozen=True)
 class Target:
     """One kind of training target: its output channels and how it is built from cells.
@@ -181,11 +187,12 @@ class Target:
     def separating(self) -> bool:
         return self.build is not None
 
+    @property
+    def mask_channels(self) -> tuple[int, ...]:
+        """The channels that are masks, every one but the distance map: the foreground
+        loss scores them (``training.losses.get_loss``) and the plan names them."""
+        return tuple(c for c, name in enumerate(self.channel_names) if name != DISTANCE_CHANNEL)
 
-# The channel names that code looks up: the watershed floods the distance map and damps
-# it at contacts; the loss scores every channel but the distance map as a mask.
-DISTANCE_CHANNEL = "distance"
-CONTACT_CHANNEL = "contact"
 
 TARGETS: Registry[Target] = Registry("target", "--target")
 TARGETS.add("binary", Target((), None), "the foreground mask (or one-hot --classes)")

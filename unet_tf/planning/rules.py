@@ -16,7 +16,6 @@ from unet_tf.config import TARGET_AUTO, RunConfig
 from unet_tf.data.targets import (
     CONTACT_BAND,
     CONTACT_CHANNEL,
-    DISTANCE_CHANNEL,
     SMALL_OBJECT_TARGET,
     SMALL_OBJECTS,
     TARGETS,
@@ -201,8 +200,9 @@ def choose_loss(fp: Fingerprint, target: str = "binary") -> tuple[str, str]:
             "reported score, focal keeps the gradients of hard pixels"
         )
     if multilabel(target):
-        masks = [n for n in TARGETS.get(target).channel_names if n != DISTANCE_CHANNEL]
-        why += f"; on the {target} target it scores {' and '.join(masks)}, cross-entropy the map"
+        spec = TARGETS.get(target)
+        masks = " and ".join(spec.channel_names[c] for c in spec.mask_channels)
+        why += f"; on the {target} target it scores {masks}, cross-entropy the map"
     return "dice-focal", why
 
 

@@ -29,7 +29,7 @@ import keras
 import tensorflow as tf
 
 from unet_tf.config import TrainConfig
-from unet_tf.data.targets import DISTANCE_CHANNEL, TARGETS, multilabel
+from unet_tf.data.targets import TARGETS, multilabel
 from unet_tf.registry import Registry
 from unet_tf.runtime.distribute import replicas_in_sync
 
@@ -315,6 +315,4 @@ def get_loss(cfg: TrainConfig, target: str = "binary") -> SegmentationLoss:
     loss = LOSSES.get(cfg.loss)(cfg)
     if not multilabel(target):
         return loss
-    names = TARGETS.get(target).channel_names
-    masks = tuple(c for c, name in enumerate(names) if name != DISTANCE_CHANNEL)
-    return DistanceTargetLoss(loss, mask_channels=masks)
+    return DistanceTargetLoss(loss, mask_channels=TARGETS.get(target).mask_channels)
