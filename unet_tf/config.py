@@ -97,7 +97,9 @@ class DataConfig:
     # binary | boundary | distance | contact (unet_tf.data.targets.TARGETS); auto: INSTANCE_DEFAULT
     # there for masks that label cells one by one, else binary
     target: str = TARGET_AUTO
-    border_width: int = 2  # px: the boundary target's cell-border band, the contact target's band
+    # px: the boundary target's cell-border band, the contact target's band; None = the
+    # target's own (unet_tf.data.targets.band_width), resolved into config.yaml by fit
+    border_width: int | None = None
     # auto = blocked for time-lapse (CTC) and video frames, random otherwise (see data.splits)
     split: str = "auto"
     split_gap: int = 3  # blocked: annotated frames left out between validation and training
@@ -312,7 +314,10 @@ class RunConfig:
                 f"threshold {self.train.threshold!r} must be 'auto' or between 0 and 1",
             ),
             (0.0 <= self.model.dropout < 1.0, "dropout must be in [0, 1)"),
-            (self.data.border_width >= 1, "border_width (--border-width) must be at least 1 px"),
+            (
+                self.data.border_width is None or self.data.border_width >= 1,
+                "border_width (--border-width) must be at least 1 px",
+            ),
             (
                 self.data.object_size is None or self.data.object_size >= 2,
                 "object_size (--object-size) must be at least 2 px",

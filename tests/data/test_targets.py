@@ -150,6 +150,25 @@ def test_auto_target_is_distance_for_instance_masks_and_binary_otherwise():
     assert TARGETS.names() == ("binary", "boundary", "distance", "contact")
 
 
+def test_each_band_target_resolves_its_own_width_and_a_given_width_wins():
+    """``fit --no-plan --target contact`` trains the band the plan would, 4 px."""
+    labels = np.zeros((8, 8), np.uint16)
+    labels[1:4, 1:4], labels[4:7, 4:7] = 1, 2
+    widths = {}
+    for target in ("boundary", "contact", "distance", "binary"):
+        cfg = RunConfig()
+        cfg.data.target = target
+        widths[target] = resolve_target(cfg, samples(labels)).data.border_width
+    assert widths == {"boundary": 2, "contact": 4, "distance": None, "binary": None}
+    cfg = RunConfig()
+    cfg.data.target, cfg.data.border_width = "contact", 1
+    assert resolve_target(cfg, samples(labels)).data.border_width == 1
+    # Built without a resolved config, a target draws its own band, as fit would.
+    np.testing.assert_array_equal(
+        instance_target(labels, "contact"), instance_target(labels, "contact", border_width=4)
+    )
+
+
 def test_distance_target_of_two_touching_squares():
     """Squares 1 (5x5) and 2 (5x5) share an edge: cell 1 gives up its contact column."""
     labels = np.zeros((7, 12), np.uint16)

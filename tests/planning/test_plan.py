@@ -204,14 +204,20 @@ def test_the_contact_target_gets_a_wider_band_and_other_targets_keep_theirs():
     assert nuclei.reasons["border_width"].startswith("4 px: the contact band's radius")
     assert "it scores foreground and contact, cross-entropy the map" in nuclei.reasons["loss"]
     cells = derive_plan(BLOBS)  # the distance target has no band: no reason printed
-    assert cells.config.data.border_width == 2 and "border_width" not in cells.reasons
+    assert cells.config.data.border_width is None and "border_width" not in cells.reasons
     # --target decides which target trains, so which band the plan gives.
     base = RunConfig()
     asked = derive_plan(BLOBS, replace(base, data=replace(base.data, target="contact")))
     assert asked.config.data.border_width == 4
     boundary = derive_plan(BLOBS, replace(base, data=replace(base.data, target="boundary")))
     assert boundary.config.data.border_width == 2
-    assert boundary.reasons["border_width"] == "2 px: the cell-border band"
+    assert boundary.reasons["border_width"] == "2 px: the boundary target's band"
+    # --border-width wins, and the reason says the width that trains.
+    given = derive_plan(
+        BLOBS, replace(base, data=replace(base.data, target="contact", border_width=3))
+    )
+    assert given.config.data.border_width == 3
+    assert given.reasons["border_width"] == "3 px: the contact target's band"
 
 
 def test_binary_masks_plan_a_threshold_chosen_on_validation():

@@ -31,13 +31,15 @@ from unet_tf.config import (
 )
 from unet_tf.data.formats.registry import FORMAT_CHOICES
 from unet_tf.data.targets import (
-    CONTACT_BAND,
     INSTANCE_DEFAULT,
     SMALL_OBJECT_TARGET,
     SMALL_OBJECTS,
     TARGETS,
 )
 from unet_tf.training.losses import LOSSES
+
+# "boundary 2, contact 4": the registry's band widths, for --border-width's help
+BANDS = ", ".join(f"{n} {TARGETS.get(n).band}" for n in TARGETS.names() if TARGETS.get(n).band)
 
 
 def keras_verbosity(quiet: bool) -> int:
@@ -100,7 +102,7 @@ def keras_verbosity(quiet: bool) -> int:
     "--border-width",
     type=int,
     help="Cell-border band of --target boundary, contact band of --target contact, in px "
-    f"[2; the plan's contact target: {CONTACT_BAND}].",
+    f"[the target's: {BANDS}].",
 )
 @click.option(
     "--size",

@@ -13,7 +13,7 @@ and the next begins, and ``--instances`` turns its output back into cells
 
 - ``binary``: the foreground mask (or one-hot ``--classes``), as always.
 - ``boundary``: 3 classes, one-hot: background, cell interior, and a band of
-  ``--border-width`` px along the inside edge of *every* cell (not only where cells
+  ``--border-width`` px (2 unless given) along the inside edge of *every* cell (not only where cells
   touch), as in the DSB 2018 three-class U-Nets. Drawing it around every cell keeps
   the class local (a pixel's class depends on its neighbourhood, not on a cell
   further away) and makes interiors of touching cells separate components, which
@@ -27,9 +27,9 @@ and the next begins, and ``--instances`` turns its output back into cells
   a plateau, where seeds are less sharply placed.
 - ``contact``: ``distance``'s two channels and a third sigmoid, the cells' contacts:
   every pixel, cell or background, with two different cells within ``--border-width``
-  px (the "touching borders" of the DSB 2018 winners). The watershed damps the
-  distance map where a contact is predicted, so two small touching nuclei whose
-  predicted maps blur into one peak are cut along it.
+  px (:data:`CONTACT_BAND` unless given; the "touching borders" of the DSB 2018
+  winners). The watershed damps the distance map where a contact is predicted, so two
+  small touching nuclei whose predicted maps blur into one peak are cut along it.
 
 Instance labels are the mask's own (CTC ``man_seg``, DSB label images: integer masks
 wider than 8 bits with several labels), or the 4-connected components of the
@@ -55,6 +55,13 @@ from unet_tf.registry import Registry
 
 CACHE_VERSION = "1"
 BACKGROUND, INTERIOR, BORDER = 0, 1, 2
+
+BOUNDARY_BAND = 2  # px: the boundary target's cell-border band (DSB 2018's three-class U-Nets)
+# The contact band's radius, chosen on validation images: on three DSB 2018 splits at
+# 10 minutes (docs/data.md) the cross-fitted validation PQ rose from 2 px (the boundary
+# target's band) to 3 px and again to 4 px on every split; 5 px scored lower on two
+# splits of three.
+CONTACT_BAND = 4
 
 
 def make_target(mask: np.ndarray, num_classes: int, threshold: float, path: str = "") -> np.ndarray:
@@ -101,7 +108,7 @@ def _disk(radius: int) -> np.ndarray:
     return yy**2 + xx**2 <= radius**2
 
 
-def boundary_target(labels: np.ndarray, border_width: int = 2) -> np.ndarray:
+def boundary_target(labels: np.ndarray, border_width: int = BOUNDARY_BAND) -> np.ndarray:
     """(H, W, 3) one-hot background / interior / border of integer cell ``labels``.
 
     A cell pixel is border when a pixel of another label (background or another cell)
@@ -117,7 +124,7 @@ def boundary_target(labels: np.ndarray, border_width: int = 2) -> np.ndarray:
     return np.eye(3, dtype=np.float32)[classes]
 
 
-def distance_target(labels: np.ndarray, border_width: int = 2) -> np.ndarray:
+def distance_target(labels: np.ndarray, border_width: int | None = None) -> np.ndarray:
     """(H, W, 2) float32: the cells' foreground, and their per-cell normalised distance map.
 
     Where two cells touch, the lower-numbered one gives up its contact pixels (a gap of
@@ -138,7 +145,7 @@ def distance_target(labels: np.ndarray, border_width: int = 2) -> np.ndarray:
     return np.stack([cells, normalised], axis=-1).astype(np.float32)
 
 
-def contact_target(labels: np.ndarray, border_width: int = 2) -> np.ndarray:
+def contact_target(labels: np.ndarray, border_width: int = CONTACT_BAND) -> np.ndarray:
     """(H, W, 3) float32: :func:`distance_target`'s channels and the cells' contacts.
 
     A pixel is a contact when the disk of radius ``border_width`` around it holds two
@@ -171,12 +178,14 @@ class Target:
     foreground), ``softmax`` for one-hot classes, ``auto`` for --classes to decide.
     ``channel_names`` say what each output channel is, for people and for exports that
     describe their outputs (bioimage.io); none for the pixel mask, whose channels
-    ``--classes`` decides.
+    ``--classes`` decides. ``band`` is the width in px of the target's band (boundary,
+    contact) when ``--border-width`` is not given; None for the targets without one.
     """
 
     channel_names: tuple[str, ...]
-    build: Callable[[np.ndarray, int], np.ndarray] | None
+    build: Callable[[np.ndarray, int | None], np.ndarray] | None
     activation: str = "auto"
+    band: int | None = None
 
     @property
     def channels(self) -> int | None:
@@ -198,7 +207,7 @@ TARGETS: Registry[Target] = Registry("target", "--target")
 TARGETS.add("binary", Target((), None), "the foreground mask (or one-hot --classes)")
 TARGETS.add(
     "boundary",
-    Target(("background", "interior", "border"), boundary_target, "softmax"),
+    Target(("background", "interior", "border"), boundary_target, "softmax", BOUNDARY_BAND),
     "3 classes (background, interior, a --border-width px band inside every cell's edge)",
 )
 TARGETS.add(
@@ -208,7 +217,9 @@ TARGETS.add(
 )
 TARGETS.add(
     "contact",
-    Target(("foreground", DISTANCE_CHANNEL, CONTACT_CHANNEL), contact_target, "sigmoid"),
+    Target(
+        ("foreground", DISTANCE_CHANNEL, CONTACT_CHANNEL), contact_target, "sigmoid", CONTACT_BAND
+    ),
     "distance's 2 channels and a 3rd: where two cells come within --border-width px",
 )
 
@@ -224,12 +235,6 @@ INSTANCE_DEFAULT = "distance"
 # lost SEG.
 SMALL_OBJECTS = 40.0
 SMALL_OBJECT_TARGET = "contact"
-# The contact band's radius (--border-width) that the plan gives the contact target,
-# chosen on validation images: on three DSB 2018 splits at 10 minutes (docs/data.md)
-# the cross-fitted validation PQ rose from 2 px (the boundary target's band,
-# DataConfig's default) to 3 px and again to 4 px on every split; 5 px scored lower on
-# two splits of three.
-CONTACT_BAND = 4
 
 
 def default_target(
@@ -293,23 +298,35 @@ def resize_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return labels[np.ix_(rows, cols)]
 
 
+def band_width(target: str, border_width: int | None = None) -> int | None:
+    """The band ``target`` trains: ``border_width`` when given, else the target's own.
+
+    None for a target without a band (``distance``, ``binary``). ``fit`` records the
+    result in config.yaml (:func:`unet_tf.training.resolve.resolve_target`), so a run's
+    config says the width that trained and ``--no-plan`` trains the plan's band.
+    """
+    if target not in TARGETS or TARGETS.get(target).band is None:
+        return border_width
+    return TARGETS.get(target).band if border_width is None else border_width
+
+
 def instance_target(
     mask: np.ndarray,
     target: str,
-    border_width: int = 2,
+    border_width: int | None = None,
     threshold: float = 0.0,
     size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """A separating target of a stored mask, at ``size`` if given.
 
     The cells are resized (nearest neighbour) before the target is built, so a border
-    band is ``border_width`` px at the size the network trains on, and no band is
-    thinned away or broken by resizing a finished target.
+    band is ``border_width`` px (:func:`band_width`) at the size the network trains on,
+    and no band is thinned away or broken by resizing a finished target.
     """
     labels = instance_labels(mask, threshold)
     if size is not None:
         labels = resize_labels(labels, size)
-    return TARGETS.get(target).build(labels, border_width)
+    return TARGETS.get(target).build(labels, band_width(target, border_width))
 
 
 def _key(mask: np.ndarray, *settings) -> str:
@@ -322,12 +339,12 @@ def _key(mask: np.ndarray, *settings) -> str:
 def cached_instance_target(
     mask: np.ndarray,
     target: str,
-    border_width: int = 2,
+    border_width: int | None = None,
     threshold: float = 0.0,
     size: tuple[int, int] | None = None,
 ) -> np.ndarray:
     """:func:`instance_target`, from the disk cache when it is there."""
-    key = _key(mask, target, border_width, threshold, size)
+    key = _key(mask, target, band_width(target, border_width), threshold, size)
     path = cache_dir() / "targets" / f"{key}.npy"
     if path.exists():
         return np.load(path)

@@ -19,6 +19,7 @@ from unet_tf.data.targets import (
     SMALL_OBJECT_TARGET,
     SMALL_OBJECTS,
     TARGETS,
+    band_width,
     default_target,
     multilabel,
 )
@@ -135,23 +136,25 @@ def choose_target(fp: Fingerprint, cfg: RunConfig) -> tuple[str, str]:
     )
 
 
-def choose_border_width(target: str, cfg: RunConfig) -> tuple[int, str | None]:
-    """(border_width, reason): the contact target's band is :data:`CONTACT_BAND` px wide.
+def choose_border_width(target: str, cfg: RunConfig) -> tuple[int | None, str | None]:
+    """(border_width, reason): the band of the target that trains, if it draws one.
 
-    ``target`` is the one that trains: the plan's, or the user's ``--target``. A wider
-    band marks more pixels of each contact, so the network learns the rare channel from
+    ``target`` is the one that trains: the plan's, or the user's ``--target``. The
+    width is the target's own (:func:`~unet_tf.data.targets.band_width`, the same rule
+    ``fit --no-plan`` follows) unless ``--border-width`` gives one. A wider contact band
+    marks more pixels of each contact, so the network learns the rare channel from
     more examples and the watershed damps the map over more of the neck between two
-    nuclei. Other targets keep the configured width, and only the boundary target
-    uses it, so only the targets with a band get a reason.
+    nuclei. Only the targets with a band get a reason.
     """
-    if CONTACT_CHANNEL in TARGETS.get(target).channel_names:
-        return CONTACT_BAND, (
-            f"{CONTACT_BAND} px: the contact band's radius; on DSB 2018's nuclei it scored "
+    width = band_width(target, cfg.data.border_width)
+    if width is None:
+        return width, None
+    if CONTACT_CHANNEL in TARGETS.get(target).channel_names and width == CONTACT_BAND:
+        return width, (
+            f"{width} px: the contact band's radius; on DSB 2018's nuclei it scored "
             "a higher mean validation PQ than 2, 3 and 5 px over three splits"
         )
-    if target == "boundary":
-        return cfg.data.border_width, f"{cfg.data.border_width} px: the cell-border band"
-    return cfg.data.border_width, None
+    return width, f"{width} px: the {target} target's band"
 
 
 def choose_threshold(target: str, cfg: RunConfig) -> tuple[float | str, str]:

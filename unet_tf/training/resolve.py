@@ -16,7 +16,7 @@ from unet_tf import __version__
 from unet_tf.config import TARGET_AUTO, DataConfig, RunConfig
 from unet_tf.data.formats.registry import DATASET_FORMATS, is_time_series
 from unet_tf.data.sample import Sample
-from unet_tf.data.targets import TARGETS, default_target, has_instances
+from unet_tf.data.targets import TARGETS, band_width, default_target, has_instances
 from unet_tf.errors import UserError
 from unet_tf.models import resolve_model_config
 from unet_tf.runtime.precision import resolve_precision
@@ -49,6 +49,7 @@ def resolve_target(cfg: RunConfig, train: list[Sample]) -> RunConfig:
     Masks that store one label per cell (CTC, DSB, label TIFFs) get the separating
     target :func:`~unet_tf.data.targets.default_target` names. The head's activation is the
     target's (two sigmoids for ``distance``), else sigmoid for one channel, softmax for more.
+    A band the target draws gets its width, the target's own unless ``--border-width``.
     """
     target = cfg.data.target
     if target == TARGET_AUTO:
@@ -66,7 +67,8 @@ def resolve_target(cfg: RunConfig, train: list[Sample]) -> RunConfig:
         activation=TARGETS.get(target).activation,
     )
     model = replace(model, activation=model.head)  # config.yaml records the head built
-    return replace(cfg, model=model, data=replace(cfg.data, target=target))
+    band = band_width(target, cfg.data.border_width)  # config.yaml records the band built
+    return replace(cfg, model=model, data=replace(cfg.data, target=target, border_width=band))
 
 
 def resolve_config(cfg: RunConfig, train: list[Sample], val: list[Sample]) -> RunConfig:
