@@ -119,6 +119,16 @@ def test_overlap_and_tta_are_the_given_ones_else_the_plans_else_the_defaults():
     assert predictor.untiled().options.tta == "none"  # what exports compute
 
 
+def test_the_tile_is_the_given_one_else_the_plans_else_the_training_patch():
+    cfg = RunConfig()
+    cfg.data.patch = 96
+    assert Predictor(lambda b: b, cfg).tile == 96  # trained without a plan
+    cfg.plan = {"inference": {"tile": 256, "overlap": 0.25, "tta": "flips"}}
+    assert Predictor(lambda b: b, cfg).tile == 256
+    assert Predictor(lambda b: b, cfg).mode(256, 256) == "whole"
+    assert Predictor(lambda b: b, cfg, InferenceOptions(tile=48)).tile == 48  # --tile wins
+
+
 def test_a_remembering_network_computes_each_input_once():
     from unet_tf.inference.predictor import remembering
 

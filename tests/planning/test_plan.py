@@ -80,13 +80,18 @@ def test_thin_or_small_objects_train_on_patches():
     plan = derive_plan(vessels)
     assert (plan.config.data.size, plan.config.data.patch) == (256, 128)
     assert plan.config.data.fg_prob == 0.33 and "oversampling" in plan.reasons["fg_prob"]
-    assert plan.inference == {"tile": 128, "overlap": 0.5, "tta": "flips"}
+    # Tiles at least 256 px: each is standardised alone, and a larger one is more typical.
+    assert plan.inference == {"tile": 256, "overlap": 0.5, "tta": "flips"}
     assert plan.config.train.batch_size == 16  # 4 x 256^2 px per step at 128 px
 
     nuclei = replace(BLOBS, object_diameter=10.0, median_height=1024, median_width=1024)
     nuclei = replace(nuclei, min_side=1024)  # 10 px at 1024 -> 2.5 px at 256
     plan = derive_plan(nuclei)
     assert plan.config.data.patch == 96 and "shrink to 2 px" in plan.reasons["input"]
+    assert (
+        plan.inference["tile"] == 256
+        and "tiles of 256 px (the 96 px patch" in plan.reasons["inference"]
+    )
 
     squashed = replace(BLOBS, max_aspect=3.0)
     assert derive_plan(squashed).config.data.patch is not None

@@ -172,12 +172,18 @@ class Predictor:
 
     @property
     def tile(self) -> int:
-        """Tile side at full resolution; 0 means the whole image at once."""
+        """Tile side at full resolution; 0 means the whole image at once.
+
+        ``--tile`` wins; then the run's plan (at least its patch, see
+        :data:`unet_tf.planning.rules.INFERENCE_TILE`); a run without a plan tiles at its
+        training patch.
+        """
         if self.fixed_size:
             return self.fixed_size
         if self.options.tile is not None:
             return self.options.tile
-        return self.cfg.data.patch or 0
+        planned = (self.cfg.plan or {}).get("inference") or {}
+        return int(planned.get("tile") or self.cfg.data.patch or 0)
 
     @property
     def resizes(self) -> bool:
