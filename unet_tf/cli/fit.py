@@ -30,12 +30,7 @@ from unet_tf.config import (
     override,
 )
 from unet_tf.data.formats.registry import FORMAT_CHOICES
-from unet_tf.data.targets import (
-    INSTANCE_DEFAULT,
-    SMALL_OBJECT_TARGET,
-    SMALL_OBJECTS,
-    TARGETS,
-)
+from unet_tf.data.targets import INSTANCE_DEFAULT, SMALL_OBJECT_TARGET, SMALL_OBJECTS, TARGETS
 from unet_tf.training.losses import LOSSES
 
 # "boundary 2, contact 4": the registry's band widths, for --border-width's help

@@ -111,6 +111,11 @@ class InferenceOptions:
                 raise UserError(message)
 
 
+def planned_inference(cfg: RunConfig) -> dict:
+    """The inference the run's plan recorded (tile, overlap, TTA); empty without a plan."""
+    return (cfg.plan or {}).get("inference") or {}
+
+
 def run_inference(cfg: RunConfig, options: InferenceOptions) -> InferenceOptions:
     """``options`` with what was left out taken from the run's plan, else the defaults.
 
@@ -118,7 +123,7 @@ def run_inference(cfg: RunConfig, options: InferenceOptions) -> InferenceOptions
     tile edges show most, and for flip TTA; a run trained without a plan (or planned
     before the plan chose TTA) gets :data:`DEFAULT_OVERLAP` and no TTA, as it always did.
     """
-    planned = (cfg.plan or {}).get("inference") or {}
+    planned = planned_inference(cfg)
     overlap = options.overlap if options.overlap is not None else planned.get("overlap")
     return replace(
         options,
@@ -182,8 +187,7 @@ class Predictor:
             return self.fixed_size
         if self.options.tile is not None:
             return self.options.tile
-        planned = (self.cfg.plan or {}).get("inference") or {}
-        return int(planned.get("tile") or self.cfg.data.patch or 0)
+        return int(planned_inference(self.cfg).get("tile") or self.cfg.data.patch or 0)
 
     @property
     def resizes(self) -> bool:
