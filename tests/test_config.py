@@ -34,6 +34,23 @@ def test_invalid_values_are_rejected():
         check_choices(cfg)
 
 
+@pytest.mark.parametrize(
+    ("backbone", "block", "message"),
+    [
+        ("none", "dense", r"block 'dense' is not one of \('plain', 'residual'\)"),
+        ("sm:resnet34", "residual", r"segmentation-models' \(sm:\) has its own blocks"),
+    ],
+)
+def test_blocks_are_checked(backbone, block, message):
+    cfg = RunConfig()
+    cfg.model.backbone, cfg.model.block = backbone, block
+    with pytest.raises(UserError, match=message):
+        cfg.validate()
+    cfg.model.backbone = "vgg16"  # a Keras encoder's decoder takes either block
+    cfg.model.block = "residual"
+    cfg.validate()
+
+
 def test_default_epochs_depend_on_backbone():
     cfg = RunConfig()
     assert cfg.epochs == 40

@@ -24,6 +24,7 @@ from unet_tf.errors import UserError, first_line
 LR_SCHEDULES = ("step", "cosine", "plateau", "none")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 SKIP_MERGES = ("resize", "crop", "pad")
+BLOCKS = ("plain", "residual")  # a U-Net level's two convolutions, with or without a shortcut
 INPUT_ADAPTERS = ("repeat", "conv")
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 JIT_COMPILE = ("auto", "on", "off")
@@ -42,6 +43,7 @@ class ModelConfig:
     depth: int | None = None  # pooling steps; None adapts to the input size (at most 4)
     base_filters: int = 32  # nnU-Net's default; the 2015 U-Net used 64
     skip_merge: str = "resize"
+    block: str = "plain"  # the decoder's levels, and the scratch U-Net's encoder too
     dropout: float = 0.0
     kernel_init: str = "glorot_uniform"
     num_classes: int = 1  # output channels: 1 = binary, N > 1 = classes or a target's maps
@@ -221,6 +223,15 @@ class RunConfig:
             (
                 self.model.skip_merge in SKIP_MERGES,
                 f"skip_merge {self.model.skip_merge!r} is not one of {SKIP_MERGES}",
+            ),
+            (
+                self.model.block in BLOCKS,
+                f"block {self.model.block!r} is not one of {BLOCKS}",
+            ),
+            (
+                self.model.block == "plain" or not self.model.backbone.startswith("sm:"),
+                "--block residual is unet-tf's own decoder; segmentation-models' (sm:) has "
+                "its own blocks, so drop --block",
             ),
             (0.0 <= self.data.val_split < 1.0, "val_split must be in [0, 1)"),
             (

@@ -35,3 +35,9 @@ class TestScratchUnet(EncoderTester):
 
     def test_local_imagenet_weights_are_loaded_and_their_md5_recorded(self, grey):
         pytest.skip("the scratch U-Net has no encoder to load ImageNet weights into")
+
+
+class TestResidualScratchUnet(TestScratchUnet):
+    """The same checks with a shortcut around every level (``--block residual``)."""
+
+    fields: ClassVar[dict[str, object]] = {"base_filters": 4, "depth": 2, "block": "residual"}

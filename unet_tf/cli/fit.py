@@ -18,6 +18,7 @@ from unet_tf.cli.options import (
 )
 from unet_tf.config import (
     ANNOTATIONS,
+    BLOCKS,
     INPUT_ADAPTERS,
     JIT_COMPILE,
     LR_SCHEDULES,
@@ -174,6 +175,12 @@ def keras_verbosity(quiet: bool) -> int:
     type=choice(SKIP_MERGES),
     help="Reconcile skip sizes by resize, crop or pad [resize].",
 )
+@click.option(
+    "--block",
+    type=choice(BLOCKS),
+    help="A level's two convolutions: plain (the 2015 U-Net), or residual, with a "
+    "shortcut around them (with a --backbone, in the decoder) [plain].",
+)
 @click.option("--dropout", type=float, help="Dropout at the end of the contracting path [0].")
 @click.option("--classes", "num_classes", type=int, help="Output classes: 1 = binary sigmoid [1].")
 @click.option(
@@ -267,6 +274,7 @@ def fit(config_file, run_dir, overwrite, quiet, all_folds, no_plan, budget, **op
         depth=opts["depth"],
         base_filters=opts["base_filters"],
         skip_merge=opts["skip_merge"],
+        block=opts["block"],
         dropout=opts["dropout"],
         num_classes=opts["num_classes"],
         encoder_weights=opts["encoder_weights"],

@@ -55,6 +55,7 @@ def _build_scratch(cfg: ModelConfig) -> keras.Model:
         dropout=cfg.dropout,
         kernel_init=cfg.kernel_init,
         activation=cfg.head,
+        block=cfg.block,
     )
 
 

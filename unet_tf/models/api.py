@@ -40,6 +40,7 @@ def Unet(
     base_filters: int = 32,
     depth: int | None = None,
     skip_merge: str = "resize",
+    block: str = "plain",
     dropout: float = 0.0,
     input_adapter: str = "repeat",
     kernel_init: str = "glorot_uniform",
@@ -59,7 +60,8 @@ def Unet(
     encoder_freeze: keep the encoder's weights fixed and its BatchNorm in inference
         mode (for 'sm:<name>', segmentation-models' own freezing).
     The keyword-only rest are unet-tf's ``ModelConfig`` fields (``--base-filters``
-    etc.); ``base_filters``, ``depth`` and ``kernel_init`` apply to the scratch U-Net.
+    etc.); ``base_filters``, ``depth`` and ``kernel_init`` apply to the scratch U-Net,
+    ``block='residual'`` to its levels and to an encoder's decoder.
 
     Raises ``UserError`` (one line) for arguments the network cannot have.
     """
@@ -78,6 +80,7 @@ def Unet(
         depth=depth,
         base_filters=base_filters,
         skip_merge=skip_merge,
+        block=block,
         dropout=dropout,
         kernel_init=kernel_init,
         num_classes=classes,

@@ -19,9 +19,23 @@ BATCHNORM_MOMENTUM = 0.9
 
 
 def conv_block(
-    x, filters: int, name: str, kernel_init: str = "glorot_uniform", dropout: float = 0.0
+    x,
+    filters: int,
+    name: str,
+    kernel_init: str = "glorot_uniform",
+    dropout: float = 0.0,
+    block: str = "plain",
 ):
-    """Two 3x3 convolutions, each followed by BatchNorm and ReLU (the U-Net's level)."""
+    """Two 3x3 convolutions, each followed by BatchNorm and ReLU (the U-Net's level).
+
+    ``block="residual"`` adds the level's input to its output before the second ReLU,
+    through a 1x1 convolution where the filters change (He et al., 2016; the ResUNet and
+    MONAI's residual units): each level then learns a correction to what it is given,
+    which keeps gradients flowing in deep or long-trained networks.
+    """
+    shortcut = x
+    # Over several replicas BatchNorm takes its statistics over the global batch.
+    sync = replicas_in_sync() > 1
     for i in (1, 2):
         x = layers.Conv2D(
             filters,
@@ -31,15 +45,28 @@ def conv_block(
             kernel_initializer=kernel_init,
             name=f"{name}_conv{i}",
         )(x)
-        # Over several replicas BatchNorm takes its statistics over the global batch.
-        sync = replicas_in_sync() > 1
         x = layers.BatchNormalization(
             momentum=BATCHNORM_MOMENTUM, synchronized=sync, name=f"{name}_bn{i}"
         )(x)
+        if i == 2 and block == "residual":
+            shortcut = _shortcut(shortcut, filters, name, kernel_init, sync)
+            x = layers.Add(name=f"{name}_add")([x, shortcut])
         x = layers.Activation("relu", name=f"{name}_relu{i}")(x)
     if dropout > 0:
         x = layers.Dropout(dropout, name=f"{name}_dropout")(x)
     return x
+
+
+def _shortcut(x, filters: int, name: str, kernel_init: str, sync: bool):
+    """A residual level's input at its output's filters: as it is, or a 1x1 projection."""
+    if x.shape[-1] == filters:
+        return x
+    x = layers.Conv2D(
+        filters, 1, use_bias=False, kernel_initializer=kernel_init, name=f"{name}_shortcut"
+    )(x)
+    return layers.BatchNormalization(
+        momentum=BATCHNORM_MOMENTUM, synchronized=sync, name=f"{name}_shortcut_bn"
+    )(x)
 
 
 def decoder_block(
@@ -49,6 +76,7 @@ def decoder_block(
     name: str,
     skip_merge: str = "resize",
     kernel_init: str = "glorot_uniform",
+    block: str = "plain",
 ):
     """Upsample by a transposed convolution, reconcile the sizes, concatenate, convolve.
 
@@ -64,7 +92,7 @@ def decoder_block(
         else:
             x = MatchSize(skip_merge, name=f"{name}_match")([x, skip])
         x = layers.Concatenate(name=f"{name}_concat")([x, skip])
-    return conv_block(x, filters, name, kernel_init)
+    return conv_block(x, filters, name, kernel_init, block=block)
 
 
 def segmentation_head(

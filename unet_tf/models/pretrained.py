@@ -57,9 +57,10 @@ def build_pretrained_unet(
     skip_merge: str = "resize",
     dropout: float = 0.0,
     activation: str = "auto",
+    block: str = "plain",
 ) -> keras.Model:
     """A U-Net on ``spec``'s encoder that takes raw images of any size of at least
-    ``spec.min_size`` px."""
+    ``spec.min_size`` px; ``block`` is the decoder's levels (the encoder is Keras')."""
     inputs = keras.Input((None, None, in_channels), name="image")
     x = encoder_input(inputs, in_channels, input_adapter, spec.preprocess, spec.name)
     encoder = build_encoder(spec, weights)
@@ -71,7 +72,9 @@ def build_pretrained_unet(
     if dropout > 0:
         y = layers.Dropout(dropout, name="bottleneck_dropout")(y)
     for level in reversed(range(LEVELS)):
-        y = decoder_block(y, skips[level], DECODER_FILTERS[level], f"dec{level + 1}", skip_merge)
+        y = decoder_block(
+            y, skips[level], DECODER_FILTERS[level], f"dec{level + 1}", skip_merge, block=block
+        )
     reference = inputs if skip_merge == "crop" else None
     outputs = segmentation_head(y, num_classes, reference, activation=activation)
     return keras.Model(inputs, outputs, name=f"unet_{spec.name}")
@@ -106,4 +109,5 @@ def build_pretrained(cfg: ModelConfig) -> keras.Model:
         skip_merge=cfg.skip_merge,
         dropout=cfg.dropout,
         activation=cfg.head,
+        block=cfg.block,
     )

@@ -36,24 +36,27 @@ def build_unet(
     kernel_init: str = "glorot_uniform",
     name: str = "unet",
     activation: str = "auto",
+    block: str = "plain",
 ) -> keras.Model:
     """Build a U-Net that accepts any image size of at least ``2 ** (depth + 1)`` px.
 
     Filters double at every level from ``base_filters``. Dropout, as in the paper, sits
     at the end of the contracting path (the deepest encoder level and the bottleneck).
+    ``block`` is every level's :func:`conv_block`: 'plain' (the paper's) or 'residual'.
     """
     inputs = keras.Input((None, None, in_channels), name="image")
     x = PerImageStandardize(name="standardize")(inputs)
     skips = []
     for level in range(depth):
         drop = dropout if level == depth - 1 else 0.0
-        x = conv_block(x, base_filters * 2**level, f"enc{level + 1}", kernel_init, drop)
+        x = conv_block(x, base_filters * 2**level, f"enc{level + 1}", kernel_init, drop, block)
         skips.append(x)
         x = layers.MaxPooling2D(2, name=f"enc{level + 1}_pool")(x)
-    x = conv_block(x, base_filters * 2**depth, "bottleneck", kernel_init, dropout)
+    x = conv_block(x, base_filters * 2**depth, "bottleneck", kernel_init, dropout, block)
     for level in reversed(range(depth)):
+        filters = base_filters * 2**level
         x = decoder_block(
-            x, skips[level], base_filters * 2**level, f"dec{level + 1}", skip_merge, kernel_init
+            x, skips[level], filters, f"dec{level + 1}", skip_merge, kernel_init, block
         )
     reference = inputs if skip_merge == "crop" else None
     outputs = segmentation_head(x, num_classes, reference, activation=activation)
