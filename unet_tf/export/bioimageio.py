@@ -476,7 +476,8 @@ images are in the run's `metrics.json`.
 ## Training
 
 Loss {cfg.train.loss}, {cfg.epochs} epochs, batch {cfg.train.batch_size},
-depth {cfg.model.depth}, {cfg.model.base_filters} base filters, target {cfg.data.target}.
+depth {cfg.model.depth}, {cfg.model.base_filters} base filters, {cfg.model.block} blocks,
+target {cfg.data.target}.
 The full settings are in `unet_tf.yaml`.
 """
 
