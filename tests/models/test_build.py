@@ -38,3 +38,16 @@ def test_resolving_records_the_weights_md5_and_building_uses_the_resolved_copy(m
     monkeypatch.setitem(BUILDERS, "vgg16", route._replace(build=built.append))
     build_model(cfg, 32)
     assert built == [resolved] and cfg == original
+
+
+def test_a_residual_decoder_on_a_keras_encoder_leaves_the_encoder_as_it_was():
+    cfg = ModelConfig(backbone="vgg16", in_channels=3, encoder_weights="none")
+    plain = build_model(cfg, 32)
+    residual = build_model(dataclasses.replace(cfg, block="residual"), 32)
+    added = {layer.name for layer in residual.layers} - {layer.name for layer in plain.layers}
+    # each of the 5 decoder levels gains a shortcut (its input has other filters) and an add
+    levels = [f"dec{k}" for k in range(1, 6)]
+    expected = {f"{d}_{part}" for d in levels for part in ("shortcut", "shortcut_bn", "add")}
+    assert added == expected
+    encoder = [residual.get_layer("encoder"), plain.get_layer("encoder")]
+    assert encoder[0].count_params() == encoder[1].count_params()
