@@ -43,7 +43,7 @@ class ModelConfig:
     depth: int | None = None  # pooling steps; None adapts to the input size (at most 4)
     base_filters: int = 32  # nnU-Net's default; the 2015 U-Net used 64
     skip_merge: str = "resize"
-    block: str = "plain"  # the decoder's levels, and the scratch U-Net's encoder too
+    block: str = "plain"  # BLOCKS: every level of the scratch U-Net; a backbone's decoder
     dropout: float = 0.0
     kernel_init: str = "glorot_uniform"
     num_classes: int = 1  # output channels: 1 = binary, N > 1 = classes or a target's maps
