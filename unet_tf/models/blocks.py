@@ -34,8 +34,6 @@ def conv_block(
     which keeps gradients flowing in deep or long-trained networks.
     """
     shortcut = x
-    # Over several replicas BatchNorm takes its statistics over the global batch.
-    sync = replicas_in_sync() > 1
     for i in (1, 2):
         x = layers.Conv2D(
             filters,
@@ -45,11 +43,9 @@ def conv_block(
             kernel_initializer=kernel_init,
             name=f"{name}_conv{i}",
         )(x)
-        x = layers.BatchNormalization(
-            momentum=BATCHNORM_MOMENTUM, synchronized=sync, name=f"{name}_bn{i}"
-        )(x)
+        x = _batch_norm(f"{name}_bn{i}")(x)
         if i == 2 and block == "residual":
-            shortcut = _shortcut(shortcut, filters, name, kernel_init, sync)
+            shortcut = _shortcut(shortcut, filters, name, kernel_init)
             x = layers.Add(name=f"{name}_add")([x, shortcut])
         x = layers.Activation("relu", name=f"{name}_relu{i}")(x)
     if dropout > 0:
@@ -57,16 +53,22 @@ def conv_block(
     return x
 
 
-def _shortcut(x, filters: int, name: str, kernel_init: str, sync: bool):
+def _batch_norm(name: str) -> layers.BatchNormalization:
+    """A level's BatchNorm: the short-run momentum, and over several replicas the
+    statistics of the global batch."""
+    return layers.BatchNormalization(
+        momentum=BATCHNORM_MOMENTUM, synchronized=replicas_in_sync() > 1, name=name
+    )
+
+
+def _shortcut(x, filters: int, name: str, kernel_init: str):
     """A residual level's input at its output's filters: as it is, or a 1x1 projection."""
     if x.shape[-1] == filters:
         return x
     x = layers.Conv2D(
         filters, 1, use_bias=False, kernel_initializer=kernel_init, name=f"{name}_shortcut"
     )(x)
-    return layers.BatchNormalization(
-        momentum=BATCHNORM_MOMENTUM, synchronized=sync, name=f"{name}_shortcut_bn"
-    )(x)
+    return _batch_norm(f"{name}_shortcut_bn")(x)
 
 
 def decoder_block(
