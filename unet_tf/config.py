@@ -25,6 +25,9 @@ LR_SCHEDULES = ("step", "cosine", "plateau", "none")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 SKIP_MERGES = ("resize", "crop", "pad")
 BLOCKS = ("plain", "residual")  # a U-Net level's two convolutions, with or without a shortcut
+# --backbone sm:<name> builds segmentation-models' U-Net (unet_tf.models.sm); the config
+# checks it too, and sits below models, so the prefix lives here.
+SM_PREFIX = "sm:"
 INPUT_ADAPTERS = ("repeat", "conv")
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 JIT_COMPILE = ("auto", "on", "off")
@@ -229,9 +232,9 @@ class RunConfig:
                 f"block {self.model.block!r} is not one of {BLOCKS}",
             ),
             (
-                self.model.block == "plain" or not self.model.backbone.startswith("sm:"),
-                "--block residual is unet-tf's own decoder; segmentation-models' (sm:) has "
-                "its own blocks, so drop --block",
+                self.model.block == "plain" or not self.model.backbone.startswith(SM_PREFIX),
+                "--block residual is unet-tf's own decoder; segmentation-models' "
+                f"({SM_PREFIX}) has its own blocks, so drop --block",
             ),
             (0.0 <= self.data.val_split < 1.0, "val_split must be in [0, 1)"),
             (

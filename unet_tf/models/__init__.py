@@ -19,11 +19,11 @@ from typing import NamedTuple
 
 import keras
 
-from unet_tf.config import ModelConfig
+from unet_tf.config import SM_PREFIX, ModelConfig
 from unet_tf.errors import UserError
 from unet_tf.models.encoders import ENCODERS
 from unet_tf.models.pretrained import build_pretrained, resolve_pretrained
-from unet_tf.models.sm import MULTIPLE, PREFIX, build_sm_unet, resolve_sm
+from unet_tf.models.sm import MULTIPLE, build_sm_unet, resolve_sm
 from unet_tf.models.unet import build_unet, resolve_depth
 
 SCRATCH = "none"
@@ -67,11 +67,11 @@ BUILDERS: dict[str, Route] = {
 
 
 def backbone_names() -> list[str]:
-    return [n if n != SM else f"{PREFIX}<name>" for n in BUILDERS]
+    return [n if n != SM else f"{SM_PREFIX}<name>" for n in BUILDERS]
 
 
 def _route(backbone: str) -> Route:
-    key = SM if backbone.startswith(PREFIX) else backbone
+    key = SM if backbone.startswith(SM_PREFIX) else backbone
     if key not in BUILDERS:
         raise UserError(
             f"unknown backbone {backbone!r}; choose one of {', '.join(backbone_names())}"
@@ -105,6 +105,6 @@ def min_input_size(cfg: ModelConfig) -> int:
     """Smallest image side the built network accepts."""
     if cfg.backbone in ENCODERS:
         return ENCODERS.get(cfg.backbone).min_size
-    if cfg.backbone.startswith(PREFIX):
+    if cfg.backbone.startswith(SM_PREFIX):
         return MULTIPLE
     return 2 ** ((cfg.depth or 1) + 1)

@@ -24,13 +24,12 @@ from types import ModuleType
 import keras
 from keras import layers
 
-from unet_tf.config import ModelConfig
+from unet_tf.config import SM_PREFIX, ModelConfig
 from unet_tf.errors import UserError
 from unet_tf.models.encoders.weights import weights_argument, weights_md5
 from unet_tf.models.input_layers import PadToMultiple, encoder_input
 from unet_tf.models.layers import MatchSize
 
-PREFIX = "sm:"
 MULTIPLE = 32
 WEIGHTS_FILE = "Keras .h5 file of the backbone's ImageNet weights"  # for error messages
 # Backbones whose construction fails on Keras 3, with the reason users should see.
@@ -52,7 +51,7 @@ def import_sm() -> ModuleType:
 
 
 def sm_name(backbone: str) -> str:
-    return backbone[len(PREFIX) :]
+    return backbone[len(SM_PREFIX) :]
 
 
 def check_backbone(sm: ModuleType, name: str) -> None:
@@ -68,7 +67,7 @@ def check_backbone(sm: ModuleType, name: str) -> None:
     if name not in available:
         raise UserError(
             f"unknown segmentation-models backbone {name!r}; choose one of "
-            f"{', '.join(PREFIX + n for n in available)}"
+            f"{', '.join(SM_PREFIX + n for n in available)}"
         )
 
 
@@ -119,7 +118,7 @@ def load_options(backbone: str) -> dict:
     deserialises with ``safe_mode=False``. Only files unet-tf wrote itself are loaded
     this way: the run's config names the backbone.
     """
-    if not backbone.startswith(PREFIX):
+    if not backbone.startswith(SM_PREFIX):
         return {}
     import_sm()
     return {"safe_mode": False}
