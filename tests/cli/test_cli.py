@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 
+import h5py
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -32,6 +35,20 @@ def test_fit_writes_a_complete_run_dir(tiny_run):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert set(metrics["validation"]["mean"]) == {"dice", "iou", "precision", "recall"}
     assert metrics["train_seconds"] > 0
+
+
+def test_the_finished_model_holds_the_network_without_the_optimizer(tiny_run):
+    """Resume reads checkpoints/, so model.keras keeps only what predicts (Adam's state
+    would triple it); the last-epoch weights still carry the optimizer."""
+    _, run_dir = tiny_run
+    with zipfile.ZipFile(run_dir / "model.keras") as archive:
+        assert not json.loads(archive.read("config.json")).get("compile_config")
+        with archive.open("model.weights.h5") as weights, h5py.File(weights) as h5:
+            assert "layers" in h5 and "optimizer" not in h5
+    with h5py.File(run_dir / "checkpoints" / "last.weights.h5") as h5:
+        assert "optimizer" in h5
+    model = keras.saving.load_model(run_dir / "model.keras")  # after `import unet_tf`
+    assert model.count_params() > 0 and getattr(model, "optimizer", None) is None
 
 
 def test_refuses_to_overwrite_a_finished_run(tiny_run, capsys):

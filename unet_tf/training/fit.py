@@ -350,8 +350,10 @@ def finish_run(
     """Score the best model on the validation images at full size; write metrics.json.
 
     First the best model's BatchNorm statistics are re-estimated from training batches
-    and the model is saved again (``unet_tf.training.batchnorm``: a short run's moving
-    averages still hold much of their initial values).
+    (``unet_tf.training.batchnorm``: a short run's moving averages still hold much of
+    their initial values) and the model is saved again without its optimizer: training
+    resumes from the backups in ``checkpoints/``, never from ``model.keras``, and Adam's
+    state would triple the file a user keeps, shares and exports.
 
     Returns the final config (with the chosen threshold under ``--threshold auto``)
     and the metrics.
@@ -359,10 +361,12 @@ def finish_run(
     The resume state is removed only after metrics.json is written: until then a
     rerun restores the last epoch, trains nothing more and comes straight here.
     """
-    best = keras.saving.load_model(run_dir / MODEL, **load_options(cfg.model.backbone))
-    if recalibrate_batchnorm(best, make_dataset(train_items, cfg, training=True)):
-        with atomic_path(run_dir / MODEL) as tmp:
-            best.save(tmp)
+    best = keras.saving.load_model(
+        run_dir / MODEL, compile=False, **load_options(cfg.model.backbone)
+    )
+    recalibrate_batchnorm(best, make_dataset(train_items, cfg, training=True))
+    with atomic_path(run_dir / MODEL) as tmp:
+        best.save(tmp)
     network = remembering(compiled(best))  # the scores and the tuning predict once
     cfg, validation = score_validation(network, cfg, val, run_dir)
     metrics = {
