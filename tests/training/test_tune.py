@@ -21,6 +21,7 @@ TINY_SPACE = SearchSpace(
     inputs=("resize",),
     sides=(64,),
     augmentations=("light",),
+    blocks=("residual",),  # not the default, so the trials show the space reached fit
 )
 
 
@@ -36,6 +37,14 @@ def test_trial_values_become_a_config_without_changing_the_base():
     assert cfg.train.logdice_weight == 0.7 and cfg.train.focal_gamma == 1.5
     assert not cfg.model.freeze  # freezing needs a pretrained backbone
     assert "elastic" in cfg.data.augment and base.data.patch is None and base.train.lr == 1e-3
+    assert cfg.model.block == "plain"  # a search begun without blocks keeps the base's
+    assert trial_config(base, {**values, "block": "residual"}).model.block == "residual"
+
+
+def test_an_unknown_block_is_refused_before_any_trial(tmp_path, tiny_config):
+    with pytest.raises(UserError, match=r"--blocks dense: choose from plain, residual"):
+        tune(tiny_config(tmp_path), tmp_path / "run", 1, space=SearchSpace(blocks=("dense",)))
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow
@@ -48,6 +57,8 @@ def test_two_trials_write_runs_a_table_a_plot_and_best_yaml_and_resume(tmp_path,
     assert len(result.trials) == 2
     for row in result.trials:  # every trial is an ordinary, finished run directory
         assert (run / "trials" / row["trial"] / "metrics.json").is_file()
+        trained = RunConfig.load(run / "trials" / row["trial"] / "config.yaml")
+        assert trained.model.block == row["block"]  # the level the tuner chose trained
     rows = list(csv.DictReader((run / "trials.csv").open()))
     assert [r["trial"] for r in rows] == [t["trial"] for t in result.trials]
     best = max(result.trials, key=lambda t: t["val_dice"])

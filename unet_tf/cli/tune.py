@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from unet_tf.cli.options import EXISTING, choice, comma_list, path_str
-from unet_tf.config import RunConfig, override
+from unet_tf.config import BLOCKS, RunConfig, override
 from unet_tf.data.formats.registry import FORMAT_CHOICES
 
 
@@ -26,13 +26,18 @@ from unet_tf.data.formats.registry import FORMAT_CHOICES
     default="none",
     help="Encoders to try, e.g. none,vgg16 (pretrained ones need --encoder-weights) [none].",
 )
+@click.option(
+    "--blocks",
+    default=BLOCKS[0],
+    help=f"U-Net levels to try, from {','.join(BLOCKS)} (see fit --block) [{BLOCKS[0]}].",
+)
 @click.option("--encoder-weights", help="ImageNet weights for the backbones (a local .h5).")
 @click.option("--epochs", type=int, help="Epochs per trial [the config's].")
 @click.option("--steps-per-epoch", type=int, help="Batches per epoch per trial.")
 @click.option("--run-dir", type=EXISTING, required=True, help="Where the search is written.")
 def tune(
-    data, config_file, fmt, max_trials, budget, tuner, backbones, encoder_weights, epochs,
-    steps_per_epoch, run_dir,
+    data, config_file, fmt, max_trials, budget, tuner, backbones, blocks, encoder_weights,
+    epochs, steps_per_epoch, run_dir,
 ) -> None:  # fmt: skip
     """Search learning rate, loss, batch, width, backbone, input size and augmentation.
 
@@ -47,7 +52,7 @@ def tune(
     override(base, "data", data=path_str(data), format=fmt, steps_per_epoch=steps_per_epoch)
     override(base, "model", encoder_weights=encoder_weights)
     override(base, "train", epochs=epochs)
-    space = SearchSpace(backbones=tuple(comma_list(backbones)))
+    space = SearchSpace(backbones=tuple(comma_list(backbones)), blocks=tuple(comma_list(blocks)))
     budget_seconds = parse_duration(budget) if budget else None
     result = run_tune(base, run_dir, max_trials, budget_seconds, tuner, space, log=click.echo)
     best = result.best

@@ -3,11 +3,12 @@
 The first study tuned its recipe by hand (46% -> 67% Dice on HeLa). Here KerasTuner's
 Bayesian optimisation (or random search) proposes the learning rate, loss (with the
 focal gamma and the alpha of alpha * focal - log(Dice)), batch size, width, backbone
-and freezing, input size (resize or patches) and augmentation strength. Each trial is
-``fit`` into ``RUN/trials/<id>/``, scored like ``evaluate`` scores (validation Dice at
-full resolution, not the per-batch metric), and the Keras session is cleared between
-trials so memory stays bounded. ``RUN/search/`` is KerasTuner's own state, so rerunning
-the same command resumes the search; a trial cut short resumes its run directory.
+and freezing, plain or residual levels (if asked), input size (resize or patches) and
+augmentation strength. Each trial is ``fit`` into ``RUN/trials/<id>/``, scored like
+``evaluate`` scores (validation Dice at full resolution, not the per-batch metric), and
+the Keras session is cleared between trials so memory stays bounded. ``RUN/search/`` is
+KerasTuner's own state, so rerunning the same command resumes the search; a trial cut
+short resumes its run directory.
 
 The result: ``trials.csv`` (one row per trial), ``tune.png`` (score per trial and best
 so far) and ``best.yaml``, the best trial's config, which ``fit --config`` accepts.
@@ -29,7 +30,7 @@ import keras
 from matplotlib.figure import Figure
 
 from unet_tf.atomic import atomic_path, atomic_write_text
-from unet_tf.config import RunConfig
+from unet_tf.config import BLOCKS, RunConfig
 from unet_tf.errors import UserError
 from unet_tf.rundir import CONFIG, is_ours, run_lock, write_marker
 from unet_tf.training.fit import fit
@@ -55,6 +56,7 @@ class SearchSpace:
     batch_sizes: tuple[int, ...] = (2, 4, 8)
     base_filters: tuple[int, ...] = (16, 32)
     backbones: tuple[str, ...] = ("none",)
+    blocks: tuple[str, ...] = ("plain",)  # config.BLOCKS: a level with or without a shortcut
     inputs: tuple[str, ...] = ("resize", "patch")
     sides: tuple[int, ...] = (128, 256)
     augmentations: tuple[str, ...] = tuple(AUGMENTATIONS)
@@ -68,6 +70,7 @@ class SearchSpace:
         hp.Choice("batch_size", list(self.batch_sizes))
         hp.Choice("base_filters", list(self.base_filters))
         hp.Choice("backbone", list(self.backbones))
+        hp.Choice("block", list(self.blocks))
         hp.Boolean("freeze")
         hp.Choice("input", list(self.inputs))
         hp.Choice("side", list(self.sides))
@@ -83,6 +86,8 @@ def trial_config(base: RunConfig, values: dict[str, Any]) -> RunConfig:
         model=replace(
             base.model,
             backbone=values["backbone"],
+            # a search begun before blocks were searched keeps the base's on resume
+            block=values.get("block", base.model.block),
             base_filters=values["base_filters"],
             freeze=bool(values["freeze"]) and pretrained,
         ),
@@ -141,13 +146,16 @@ def tune(
         )
     if max_trials < 1:
         raise UserError("--max-trials must be at least 1")
+    space = space or SearchSpace()
+    unknown = sorted(set(space.blocks) - set(BLOCKS))
+    if unknown:
+        raise UserError(f"--blocks {','.join(unknown)}: choose from {', '.join(BLOCKS)}")
     if base.data.val is None and base.data.val_split == 0:
         raise UserError("tune scores validation images: leave --val-split above 0")
     run_dir = Path(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()) and not is_ours(run_dir, "search"):
         raise UserError(f"{run_dir} exists and is not a unet-tf search; choose a new --run-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
-    space = space or SearchSpace()
     hp = kt.HyperParameters()
     space.declare(hp)
     objective = kt.Objective(OBJECTIVE, direction="max")
