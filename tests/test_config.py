@@ -51,6 +51,16 @@ def test_blocks_are_checked(backbone, block, message):
     cfg.validate()
 
 
+def test_attention_gates_only_unet_tfs_own_decoders():
+    cfg = RunConfig()
+    cfg.model.backbone, cfg.model.attention = "sm:resnet34", True
+    with pytest.raises(UserError, match=r"segmentation-models' \(sm:\) has none"):
+        cfg.validate()
+    for backbone in ("none", "vgg16"):
+        cfg.model.backbone = backbone
+        cfg.validate()
+
+
 def test_default_epochs_depend_on_backbone():
     cfg = RunConfig()
     assert cfg.epochs == 40

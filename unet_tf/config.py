@@ -47,6 +47,7 @@ class ModelConfig:
     base_filters: int = 32  # nnU-Net's default; the 2015 U-Net used 64
     skip_merge: str = "resize"
     block: str = "plain"  # BLOCKS: every level of the scratch U-Net; a backbone's decoder
+    attention: bool = False  # attention gates weigh each skip before the decoder joins it
     dropout: float = 0.0
     kernel_init: str = "glorot_uniform"
     num_classes: int = 1  # output channels: 1 = binary, N > 1 = classes or a target's maps
@@ -235,6 +236,11 @@ class RunConfig:
                 self.model.block == "plain" or not self.model.backbone.startswith(SM_PREFIX),
                 "--block residual is unet-tf's own decoder; segmentation-models' "
                 f"({SM_PREFIX}) has its own blocks, so drop --block",
+            ),
+            (
+                not self.model.attention or not self.model.backbone.startswith(SM_PREFIX),
+                "--attention gates unet-tf's own decoder; segmentation-models' "
+                f"({SM_PREFIX}) has none, so drop --attention",
             ),
             (0.0 <= self.data.val_split < 1.0, "val_split must be in [0, 1)"),
             (

@@ -80,3 +80,61 @@ def test_fit_trains_and_records_a_residual_unet(tmp_path, capsys):
     model = keras.models.load_model(run / "model.keras")
     # depth 2: two encoder levels, the bottleneck and two decoder levels
     assert sum(layer.name.endswith("_add") for layer in model.layers) == 5
+
+
+def gate(channels: int) -> keras.Model:
+    """One attention gate on its own: (skip, decoder features) -> weighted skip."""
+    skip, features = keras.Input((8, 8, channels)), keras.Input((8, 8, 6))
+    return keras.Model([skip, features], blocks.attention_gate(skip, features, "dec"))
+
+
+def test_an_attention_gate_weighs_each_pixel_of_the_skip_by_sigmoid_of_its_score():
+    """With the score's 1x1 kernel zeroed every pixel scores its bias b, so the gate
+    returns the skip times sigmoid(b): half at b = 0, three quarters at b = ln 3."""
+    rng = np.random.default_rng(0)
+    skip = rng.normal(size=(2, 8, 8, 4)).astype(np.float32)
+    features = rng.normal(size=(2, 8, 8, 6)).astype(np.float32)
+    model = gate(4)
+    psi = model.get_layer("dec_att_psi")
+    psi.kernel.assign(np.zeros(psi.kernel.shape, np.float32))
+    for bias, weight in ((0.0, 0.5), (np.log(3.0), 0.75)):
+        psi.bias.assign(np.full(psi.bias.shape, bias, np.float32))
+        np.testing.assert_allclose(model([skip, features]), weight * skip, rtol=1e-5)
+
+
+def test_an_attention_gate_has_one_weight_per_pixel_set_by_the_decoder_features():
+    rng = np.random.default_rng(1)
+    skip = rng.normal(size=(1, 8, 8, 4)).astype(np.float32)
+    model = gate(4)
+    weights = keras.Model(model.inputs, model.get_layer("dec_att_sigmoid").output)
+    first = weights([skip, rng.normal(size=(1, 8, 8, 6)).astype(np.float32)]).numpy()
+    second = weights([skip, rng.normal(size=(1, 8, 8, 6)).astype(np.float32)]).numpy()
+    assert first.shape == (1, 8, 8, 1) and first.min() > 0 and first.max() < 1
+    assert np.abs(first - second).max() > 1e-3  # other features, other weights
+    assert first.std() > 1e-3  # pixels are weighed apart, not all alike
+
+
+def test_attention_adds_exactly_the_gates_parameters_to_the_unet():
+    """Per decoder level of f filters (its skip has f too): two 1x1 projections to f/2
+    (f * f/2 weights each), their two BatchNorms (4 * f/2 each, half trainable) and a
+    1x1 score with its bias (f/2 + 1)."""
+    plain = build_unet(1, 1, depth=2, base_filters=4)
+    gated = build_unet(1, 1, depth=2, base_filters=4, attention=True)
+    expected = sum(2 * f * (f // 2) + 2 * 4 * (f // 2) + f // 2 + 1 for f in (4, 8))
+    assert gated.count_params() - plain.count_params() == expected
+    assert sum(layer.name.endswith("_attention") for layer in gated.layers) == 2
+
+
+def test_fit_trains_and_records_an_attention_unet(tmp_path, capsys):
+    from conftest import TINY_FIT, run_cli, write_folder_dataset
+
+    from unet_tf.config import RunConfig
+
+    data = write_folder_dataset(tmp_path / "data", n=4, size=64)
+    run = tmp_path / "run"
+    args = ["fit", "--data", data, "--attention", "--epochs", "1", "--run-dir", run]
+    code, _, err = run_cli(capsys, *args, *TINY_FIT)
+    assert code == 0, err
+    assert RunConfig.load(run / "config.yaml").model.attention
+    model = keras.models.load_model(run / "model.keras")
+    assert sum(layer.name.endswith("_attention") for layer in model.layers) == 2

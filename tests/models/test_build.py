@@ -51,3 +51,15 @@ def test_a_residual_decoder_on_a_keras_encoder_leaves_the_encoder_as_it_was():
     assert added == expected
     encoder = [residual.get_layer("encoder"), plain.get_layer("encoder")]
     assert encoder[0].count_params() == encoder[1].count_params()
+
+
+def test_attention_on_a_keras_encoder_gates_each_skip_and_leaves_the_encoder_as_it_was():
+    cfg = ModelConfig(backbone="vgg16", in_channels=3, encoder_weights="none")
+    plain = build_model(cfg, 32)
+    gated = build_model(dataclasses.replace(cfg, attention=True), 32)
+    added = {layer.name for layer in gated.layers} - {layer.name for layer in plain.layers}
+    parts = ("att_skip", "att_skip_bn", "att_gate", "att_gate_bn", "att_add", "att_relu")
+    parts += ("att_psi", "att_sigmoid", "attention")
+    assert added == {f"dec{k}_{part}" for k in range(1, 6) for part in parts}
+    encoder = [gated.get_layer("encoder"), plain.get_layer("encoder")]
+    assert encoder[0].count_params() == encoder[1].count_params()

@@ -41,3 +41,9 @@ class TestResidualScratchUnet(TestScratchUnet):
     """The same checks with a shortcut around every level (``--block residual``)."""
 
     fields: ClassVar[dict[str, object]] = {"base_filters": 4, "depth": 2, "block": "residual"}
+
+
+class TestAttentionScratchUnet(TestScratchUnet):
+    """The same checks with every skip weighed by an attention gate (``--attention``)."""
+
+    fields: ClassVar[dict[str, object]] = {"base_filters": 4, "depth": 2, "attention": True}

@@ -67,6 +67,14 @@ def test_sigmoid_head_with_two_channels_saves_and_loads(tmp_path):
     np.testing.assert_allclose(np.asarray(loaded(image)), probs, atol=1e-6)
 
 
+def test_attention_is_a_keyword_of_the_notebook_api():
+    model = Unet(in_channels=1, base_filters=4, depth=2, attention=True)
+    assert [layer.name for layer in model.layers if layer.name.endswith("_attention")] == [
+        "dec2_attention",
+        "dec1_attention",
+    ]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

@@ -181,6 +181,12 @@ def keras_verbosity(quiet: bool) -> int:
     help="A level's two convolutions: plain (the 2015 U-Net), or residual, with a "
     "shortcut around them (with a --backbone, in the decoder) [plain].",
 )
+@click.option(
+    "--attention/--no-attention",
+    default=None,
+    help="Attention gates: each skip weighed per pixel by the coarser decoder features "
+    "before it is joined (Attention U-Net) [off].",
+)
 @click.option("--dropout", type=float, help="Dropout at the end of the contracting path [0].")
 @click.option("--classes", "num_classes", type=int, help="Output classes: 1 = binary sigmoid [1].")
 @click.option(
@@ -275,6 +281,7 @@ def fit(config_file, run_dir, overwrite, quiet, all_folds, no_plan, budget, **op
         base_filters=opts["base_filters"],
         skip_merge=opts["skip_merge"],
         block=opts["block"],
+        attention=opts["attention"],
         dropout=opts["dropout"],
         num_classes=opts["num_classes"],
         encoder_weights=opts["encoder_weights"],

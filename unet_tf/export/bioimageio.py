@@ -437,6 +437,7 @@ def _readme(predictor: Predictor, meta: Meta, names: list[str]) -> str:
             f"diameter was {cfg.data.object_size:.3g} px; rescale an image the same way "
             "before you give it to the model (unet-tf's `predict` measures and rescales it)."
         )
+    skips = "attention-gated skips" if cfg.model.attention else "plain skips"
     return f"""# {meta.name}
 
 {meta.description or _description(predictor, names)}
@@ -477,7 +478,7 @@ images are in the run's `metrics.json`.
 
 Loss {cfg.train.loss}, {cfg.epochs} epochs, batch {cfg.train.batch_size},
 depth {cfg.model.depth}, {cfg.model.base_filters} base filters, {cfg.model.block} blocks,
-target {cfg.data.target}.
+{skips}, target {cfg.data.target}.
 The full settings are in `unet_tf.yaml`.
 """
 

@@ -56,6 +56,7 @@ def _build_scratch(cfg: ModelConfig) -> keras.Model:
         kernel_init=cfg.kernel_init,
         activation=cfg.head,
         block=cfg.block,
+        attention=cfg.attention,
     )
 
 

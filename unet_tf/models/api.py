@@ -41,6 +41,7 @@ def Unet(
     depth: int | None = None,
     skip_merge: str = "resize",
     block: str = "plain",
+    attention: bool = False,
     dropout: float = 0.0,
     input_adapter: str = "repeat",
     kernel_init: str = "glorot_uniform",
@@ -61,7 +62,8 @@ def Unet(
         mode (for 'sm:<name>', segmentation-models' own freezing).
     The keyword-only rest are unet-tf's ``ModelConfig`` fields (``--base-filters``
     etc.); ``base_filters``, ``depth`` and ``kernel_init`` apply to the scratch U-Net,
-    ``block='residual'`` to its levels and to an encoder's decoder.
+    ``block='residual'`` to its levels and to an encoder's decoder, and
+    ``attention=True`` gates the skips of either.
 
     Raises ``UserError`` (one line) for arguments the network cannot have.
     """
@@ -81,6 +83,7 @@ def Unet(
         base_filters=base_filters,
         skip_merge=skip_merge,
         block=block,
+        attention=attention,
         dropout=dropout,
         kernel_init=kernel_init,
         num_classes=classes,

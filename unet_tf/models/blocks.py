@@ -79,11 +79,13 @@ def decoder_block(
     skip_merge: str = "resize",
     kernel_init: str = "glorot_uniform",
     block: str = "plain",
+    attention: bool = False,
 ):
     """Upsample by a transposed convolution, reconcile the sizes, concatenate, convolve.
 
     'resize' and 'pad' bring the upsampled map to the skip's size; 'crop' cuts the skip
     down to the upsampled map, as the 2015 paper cropped its unpadded maps.
+    ``attention`` weighs the skip by an :func:`attention_gate` first.
     """
     x = layers.Conv2DTranspose(
         filters, 2, strides=2, padding="same", kernel_initializer=kernel_init, name=f"{name}_up"
@@ -93,8 +95,36 @@ def decoder_block(
             skip = MatchSize("crop", name=f"{name}_crop")([skip, x])
         else:
             x = MatchSize(skip_merge, name=f"{name}_match")([x, skip])
+        if attention:
+            skip = attention_gate(skip, x, name, kernel_init)
         x = layers.Concatenate(name=f"{name}_concat")([x, skip])
     return conv_block(x, filters, name, kernel_init, block=block)
+
+
+def attention_gate(skip, gate, name: str, kernel_init: str = "glorot_uniform"):
+    """The skip, each pixel weighted in (0, 1) by what the coarser decoder features say.
+
+    The additive attention gate of the Attention U-Net (Oktay et al., 2018; MONAI's
+    ``AttentionUnet``): the skip and the upsampled decoder features (``gate``, at the
+    skip's size) are each projected by a 1x1 convolution and BatchNorm to half the
+    skip's filters, added, passed through ReLU, and a 1x1 convolution and sigmoid make
+    one weight per pixel. A skip carries every edge the encoder saw at full resolution;
+    the gate, which has seen the wider context, can quieten those that belong to no
+    object (a lesion's rim next to a vessel, the optic disc's edge), so the decoder
+    joins only the detail that matters.
+    """
+    inter = max(skip.shape[-1] // 2, 1)
+    projected = []
+    for source, part in ((skip, "skip"), (gate, "gate")):
+        y = layers.Conv2D(
+            inter, 1, use_bias=False, kernel_initializer=kernel_init, name=f"{name}_att_{part}"
+        )(source)
+        projected.append(_batch_norm(f"{name}_att_{part}_bn")(y))
+    y = layers.Add(name=f"{name}_att_add")(projected)
+    y = layers.Activation("relu", name=f"{name}_att_relu")(y)
+    y = layers.Conv2D(1, 1, kernel_initializer=kernel_init, name=f"{name}_att_psi")(y)
+    weights = layers.Activation("sigmoid", name=f"{name}_att_sigmoid")(y)
+    return layers.Multiply(name=f"{name}_attention")([skip, weights])
 
 
 def segmentation_head(

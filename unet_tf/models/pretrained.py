@@ -58,9 +58,11 @@ def build_pretrained_unet(
     dropout: float = 0.0,
     activation: str = "auto",
     block: str = "plain",
+    attention: bool = False,
 ) -> keras.Model:
     """A U-Net on ``spec``'s encoder that takes raw images of any size of at least
-    ``spec.min_size`` px; ``block`` is the decoder's levels (the encoder is Keras')."""
+    ``spec.min_size`` px; ``block`` is the decoder's levels (the encoder is Keras'), and
+    ``attention`` gates the encoder's skips before the decoder joins them."""
     inputs = keras.Input((None, None, in_channels), name="image")
     x = encoder_input(inputs, in_channels, input_adapter, spec.preprocess, spec.name)
     encoder = build_encoder(spec, weights)
@@ -73,7 +75,13 @@ def build_pretrained_unet(
         y = layers.Dropout(dropout, name="bottleneck_dropout")(y)
     for level in reversed(range(LEVELS)):
         y = decoder_block(
-            y, skips[level], DECODER_FILTERS[level], f"dec{level + 1}", skip_merge, block=block
+            y,
+            skips[level],
+            DECODER_FILTERS[level],
+            f"dec{level + 1}",
+            skip_merge,
+            block=block,
+            attention=attention,
         )
     reference = inputs if skip_merge == "crop" else None
     outputs = segmentation_head(y, num_classes, reference, activation=activation)
@@ -110,4 +118,5 @@ def build_pretrained(cfg: ModelConfig) -> keras.Model:
         dropout=cfg.dropout,
         activation=cfg.head,
         block=cfg.block,
+        attention=cfg.attention,
     )

@@ -37,12 +37,14 @@ def build_unet(
     name: str = "unet",
     activation: str = "auto",
     block: str = "plain",
+    attention: bool = False,
 ) -> keras.Model:
     """Build a U-Net that accepts any image size of at least ``2 ** (depth + 1)`` px.
 
     Filters double at every level from ``base_filters``. Dropout, as in the paper, sits
     at the end of the contracting path (the deepest encoder level and the bottleneck).
     ``block`` is every level's :func:`conv_block`: 'plain' (the paper's) or 'residual'.
+    ``attention`` gates every skip (:func:`attention_gate`), as the Attention U-Net does.
     """
     inputs = keras.Input((None, None, in_channels), name="image")
     x = PerImageStandardize(name="standardize")(inputs)
@@ -56,7 +58,7 @@ def build_unet(
     for level in reversed(range(depth)):
         filters = base_filters * 2**level
         x = decoder_block(
-            x, skips[level], filters, f"dec{level + 1}", skip_merge, kernel_init, block
+            x, skips[level], filters, f"dec{level + 1}", skip_merge, kernel_init, block, attention
         )
     reference = inputs if skip_merge == "crop" else None
     outputs = segmentation_head(x, num_classes, reference, activation=activation)
