@@ -20,8 +20,8 @@ from unet_tf.data.targets import boundary_target, distance_target
 from unet_tf.evaluation.objects import seg_measure
 from unet_tf.evaluation.tuning import TUNED, cross_fit, tune_postprocess
 from unet_tf.inference.postprocess import InstanceOptions, label_cells, label_instances
-from unet_tf.inference.predictor import InferenceOptions, Predictor, load_predictor, to_mask
-from unet_tf.training.losses import DistanceTargetLoss
+from unet_tf.inference.predictor import InferenceOptions, Predictor, to_mask
+from unet_tf.training.losses import DistanceTargetLoss, get_loss
 
 
 def touching_discs(size: int = 40) -> np.ndarray:
@@ -271,8 +271,10 @@ def test_fit_distance_then_predict_and_evaluate_instances(tmp_path, capsys):
     assert "target distance (2 output channel(s))" in out
     cfg = RunConfig.load(run_dir / "config.yaml")
     assert (cfg.model.num_classes, cfg.model.activation) == (2, "sigmoid")
-    # Trained with the distance target's own loss, not the configured loss on both channels.
-    assert type(load_predictor(run_dir).network.loss) is DistanceTargetLoss
+    # Trained with the distance target's own loss, not the configured loss on both
+    # channels: fit compiles get_loss(train, target) of the config it records (model.keras
+    # keeps the network only, without its compile settings).
+    assert type(get_loss(cfg.train, cfg.data.target)) is DistanceTargetLoss
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["postprocess"]["seed_height"] == cfg.postprocess.seed_height
     code, out, err = run_cli(
