@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import keras
 import numpy as np
 import pytest
 from conftest import TINY_FIT, run_cli
@@ -21,7 +22,8 @@ from unet_tf.evaluation.objects import seg_measure
 from unet_tf.evaluation.tuning import TUNED, cross_fit, tune_postprocess
 from unet_tf.inference.postprocess import InstanceOptions, label_cells, label_instances
 from unet_tf.inference.predictor import InferenceOptions, Predictor, to_mask
-from unet_tf.training.losses import DistanceTargetLoss, get_loss
+from unet_tf.training.fit import compile_model
+from unet_tf.training.losses import DistanceTargetLoss
 
 
 def touching_discs(size: int = 40) -> np.ndarray:
@@ -272,9 +274,11 @@ def test_fit_distance_then_predict_and_evaluate_instances(tmp_path, capsys):
     cfg = RunConfig.load(run_dir / "config.yaml")
     assert (cfg.model.num_classes, cfg.model.activation) == (2, "sigmoid")
     # Trained with the distance target's own loss, not the configured loss on both
-    # channels: fit compiles get_loss(train, target) of the config it records (model.keras
-    # keeps the network only, without its compile settings).
-    assert type(get_loss(cfg.train, cfg.data.target)) is DistanceTargetLoss
+    # channels. model.keras keeps the network without its compile settings, so the
+    # run's network is compiled again the way fit compiles it, from the recorded config.
+    network = keras.saving.load_model(run_dir / "model.keras")
+    compile_model(network, cfg)
+    assert type(network.loss) is DistanceTargetLoss
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["postprocess"]["seed_height"] == cfg.postprocess.seed_height
     code, out, err = run_cli(
