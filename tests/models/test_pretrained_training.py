@@ -117,3 +117,17 @@ def test_freeze_epochs_via_cli_resumes_in_either_phase_then_reloads_and_exports(
     image = np.random.default_rng(0).integers(0, 256, (90, 77, 1)).astype(np.uint8)
     assert predictor.predict(image).shape == (90, 77, 1)
     assert export_model(predictor, "savedmodel", tmp_path / "export").max_difference < 1e-3
+
+
+def test_fit_plans_around_a_pretrained_encoder(tmp_path):
+    """The brief's ``fit --backbone vgg16 --freeze`` without ``--size``: the plan sizes the
+    input and the batch but leaves the encoder its levels, which it would refuse to change."""
+    data = write_folder_dataset(tmp_path / "data", n=4, size=64)
+    run = tmp_path / "run"
+    args = ["fit", "--data", str(data), "--backbone", "vgg16", "--freeze"]
+    args += ["--encoder-weights", "none", "--batch-size", "1", "--epochs", "1"]
+    args += ["--steps-per-epoch", "1", "--quiet", "--run-dir", str(run)]
+    assert main(args) == 0
+    saved = RunConfig.load(run / "config.yaml")
+    assert (saved.data.size, saved.model.depth, saved.model.backbone) == (256, 5, "vgg16")
+    assert saved.plan["reasons"]["depth"] == "the vgg16 encoder's own levels"

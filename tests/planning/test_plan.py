@@ -147,6 +147,24 @@ def test_budget_becomes_steps_at_the_measured_speed_and_narrows_a_slow_network()
     assert "20 s per validation" in slow.reasons["epochs"]
 
 
+def test_a_pretrained_encoder_keeps_its_own_levels_and_filters():
+    timed: list[tuple[int, int | None]] = []
+
+    def timer(cfg: RunConfig) -> float:  # slow enough that a scratch U-Net would narrow
+        timed.append((cfg.model.base_filters, cfg.model.depth))
+        return 2.0
+
+    base = RunConfig()
+    base.model.backbone = "vgg16"
+    plan = derive_plan(BLOBS, base, budget_seconds=600, seconds_per_step=timer)
+    # The scratch rules would set depth 5 and 16 filters; the encoder refuses a depth.
+    assert plan.config.model.depth is None and plan.config.model.base_filters == 32
+    assert plan.reasons["depth"] == "the vgg16 encoder's own levels"
+    assert timed == [(32, None)]  # timed once, as it trains: no narrower copy to time
+    scratch = derive_plan(BLOBS, budget_seconds=600, seconds_per_step=timer)
+    assert (scratch.config.model.depth, scratch.config.model.base_filters) == (5, 16)
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"), [("90s", 90), ("20m", 1200), ("1h30m", 5400), ("15", 900)]
 )

@@ -336,7 +336,14 @@ def derive_plan(
         reasons["border_width"] = band
     size, patch, reasons["input"] = choose_input(seen, rescaled=bool(object_size))
     input_size = patch or size or RESIZE_SIDE
-    depth, reasons["depth"] = choose_depth(seen, input_size)
+    # A pretrained encoder fixes its own levels and filters; the rules below size a
+    # scratch U-Net, and a depth planned for one would be refused with the encoder.
+    scratch = cfg.model.backbone == "none"
+    if scratch:
+        depth, reasons["depth"] = choose_depth(seen, input_size)
+    else:
+        depth = cfg.model.depth
+        reasons["depth"] = f"the {cfg.model.backbone} encoder's own levels"
     batch, reasons["batch_size"] = choose_batch(input_size)
     fg_prob, reasons["fg_prob"] = choose_sampling(fp, patch)
     loss, reasons["loss"] = choose_loss(fp, target)
@@ -351,14 +358,18 @@ def derive_plan(
         fg_prob=fg_prob,
         augment=augment,
     )
-    model = replace(cfg.model, depth=depth, base_filters=32)
+    model = replace(cfg.model, depth=depth, base_filters=32) if scratch else cfg.model
     train = replace(cfg.train, batch_size=batch, loss=loss, threshold=threshold)
     postprocess = replace(cfg.postprocess, min_size=min_size)
     planned = replace(cfg, data=data, model=model, train=train, postprocess=postprocess)
     timed = seconds_per_step(planned) if seconds_per_step and budget_seconds else None
-    reasons["base_filters"] = "32 filters at the first level (nnU-Net's default)"
+    reasons["base_filters"] = (
+        "32 filters at the first level (nnU-Net's default)"
+        if scratch
+        else f"the {cfg.model.backbone} encoder's own filters"
+    )
     steps_at_32 = budget_seconds * (1 - VALIDATION_SHARE) / timed if timed else None
-    if steps_at_32 is not None and steps_at_32 < MIN_STEPS_AT_32:
+    if scratch and steps_at_32 is not None and steps_at_32 < MIN_STEPS_AT_32:
         narrow = replace(planned, model=replace(model, base_filters=16))
         timed_16 = seconds_per_step(narrow)
         reasons["base_filters"] = (
