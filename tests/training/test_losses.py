@@ -10,7 +10,9 @@ import pytest
 
 from unet_tf.config import TrainConfig
 from unet_tf.training.losses import (
+    CLDICE_ITERATIONS,
     BinaryCrossentropy,
+    DiceFocalClDiceLoss,
     DiceFocalLoss,
     DiceLoss,
     DistanceTargetLoss,
@@ -18,6 +20,8 @@ from unet_tf.training.losses import (
     FocalLoss,
     WeightedBinaryCrossentropy,
     get_loss,
+    soft_cldice,
+    soft_skeleton,
 )
 from unet_tf.training.metrics import training_metrics
 
@@ -126,6 +130,7 @@ def test_losses_accept_bfloat16_predictions():
         ("focal", FocalLoss, 2.0),
         ("dice", DiceLoss, None),
         ("dice-focal", DiceFocalLoss, 0.9),
+        ("dice-focal-cldice", DiceFocalClDiceLoss, 0.9),
         ("focal-logdice", FocalLogDiceLoss, 0.9),
     ],
 )
@@ -137,6 +142,47 @@ def test_registry_defaults_and_serialisation(name, cls, gamma):
     restored = keras.losses.deserialize(keras.losses.serialize(loss))
     assert type(restored) is cls
     assert float(restored(Y, P)) == pytest.approx(float(loss(Y, P)), rel=1e-6)
+
+
+def bar(rows: slice, columns: slice = slice(None)) -> np.ndarray:
+    """A (1, 11, 11, 1) image that is 1 on ``rows`` x ``columns``."""
+    image = np.zeros((1, 11, 11, 1), np.float32)
+    image[0, rows, columns] = 1.0
+    return image
+
+
+def test_the_soft_skeleton_of_a_bar_is_its_middle_line_and_a_line_its_own():
+    thick = bar(slice(4, 7))  # 3 px wide, the full width
+    assert np.array_equal(soft_skeleton(thick, CLDICE_ITERATIONS).numpy(), bar(slice(5, 6)))
+    line = bar(slice(5, 6), slice(2, 9))
+    assert np.array_equal(soft_skeleton(line, CLDICE_ITERATIONS).numpy(), line)
+
+
+def test_cldice_scores_the_centreline_not_the_pixels():
+    truth, weights = bar(slice(4, 7)), np.ones((1, 11, 11, 1), np.float32)
+    centre = bar(slice(5, 6))  # Dice 2 * 11 / (33 + 11) = 0.5, but the topology is whole
+    assert float(soft_cldice(truth, centre, weights, CLDICE_ITERATIONS)) == pytest.approx(1.0)
+    broken = centre.copy()
+    broken[0, 5, 4:7] = 0  # a 3 px gap: 8 of the reference skeleton's 11 px are covered
+    # precision (8 + 1) / (8 + 1) = 1, sensitivity (8 + 1) / (11 + 1) = 0.75
+    expected = 2 * 1.0 * 0.75 / 1.75
+    assert float(soft_cldice(truth, broken, weights, CLDICE_ITERATIONS)) == pytest.approx(expected)
+    # As a loss: (1 - soft Dice) + focal + (1 - clDice), and its gradient reaches the gap.
+    loss = DiceFocalClDiceLoss()
+    p = np.clip(broken, 0.05, 0.95)
+    assert float(loss(truth, p)) == pytest.approx(
+        float(DiceFocalLoss()(truth, p))
+        + 1
+        - float(soft_cldice(truth, p, weights, CLDICE_ITERATIONS)),
+        rel=1e-6,
+    )
+    import tensorflow as tf
+
+    pred = tf.Variable(p)
+    with tf.GradientTape() as tape:
+        centreline = soft_cldice(truth, pred, weights, CLDICE_ITERATIONS)
+    gradient = tape.gradient(centreline, pred).numpy()[0, 5, :, 0]
+    assert (gradient[4:7] > 0).all()  # filling the gap raises the centreline Dice
 
 
 # The distance target: channel 0 is Y / P, channel 1 a distance map and its prediction.
