@@ -21,7 +21,8 @@ TINY_SPACE = SearchSpace(
     inputs=("resize",),
     sides=(64,),
     augmentations=("light",),
-    blocks=("residual",),  # not the default, so the trials show the space reached fit
+    blocks=("residual",),  # not the defaults, so the trials show the space reached fit
+    attention=("on",),
 )
 
 
@@ -39,11 +40,27 @@ def test_trial_values_become_a_config_without_changing_the_base():
     assert "elastic" in cfg.data.augment and base.data.patch is None and base.train.lr == 1e-3
     assert cfg.model.block == "plain"  # a search begun without blocks keeps the base's
     assert trial_config(base, {**values, "block": "residual"}).model.block == "residual"
+    assert not cfg.model.attention  # nor gates
+    assert trial_config(base, {**values, "attention": "on"}).model.attention
+    # segmentation-models' decoder has neither (fit refuses them), so such a trial drops them
+    sm = {**values, "backbone": "sm:resnet34", "block": "residual", "attention": "on"}
+    trial = trial_config(base, sm)
+    assert (trial.model.block, trial.model.attention) == ("plain", False)
+    trial.validate()
 
 
-def test_an_unknown_block_is_refused_before_any_trial(tmp_path, tiny_config):
-    with pytest.raises(UserError, match=r"--blocks dense: choose from plain, residual"):
-        tune(tiny_config(tmp_path), tmp_path / "run", 1, space=SearchSpace(blocks=("dense",)))
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        (SearchSpace(blocks=("dense",)), r"--blocks dense: choose from plain, residual"),
+        (SearchSpace(attention=("yes",)), r"--attention yes: choose from off, on"),
+    ],
+)
+def test_an_unknown_block_or_gate_is_refused_before_any_trial(
+    tmp_path, tiny_config, space, message
+):
+    with pytest.raises(UserError, match=message):
+        tune(tiny_config(tmp_path), tmp_path / "run", 1, space=space)
     assert not (tmp_path / "run").exists()
 
 
@@ -59,6 +76,7 @@ def test_two_trials_write_runs_a_table_a_plot_and_best_yaml_and_resume(tmp_path,
         assert (run / "trials" / row["trial"] / "metrics.json").is_file()
         trained = RunConfig.load(run / "trials" / row["trial"] / "config.yaml")
         assert trained.model.block == row["block"]  # the level the tuner chose trained
+        assert trained.model.attention and row["attention"] == "on"
     rows = list(csv.DictReader((run / "trials.csv").open()))
     assert [r["trial"] for r in rows] == [t["trial"] for t in result.trials]
     best = max(result.trials, key=lambda t: t["val_dice"])

@@ -7,6 +7,7 @@ import click
 from unet_tf.cli.options import EXISTING, choice, comma_list, path_str
 from unet_tf.config import BLOCKS, RunConfig, override
 from unet_tf.data.formats.registry import FORMAT_CHOICES
+from unet_tf.training.tune import ATTENTION
 
 
 @click.command()
@@ -31,13 +32,19 @@ from unet_tf.data.formats.registry import FORMAT_CHOICES
     default=BLOCKS[0],
     help=f"U-Net levels to try, from {','.join(BLOCKS)} (see fit --block) [{BLOCKS[0]}].",
 )
+@click.option(
+    "--attention",
+    default=ATTENTION[0],
+    help=f"Attention gates to try, from {','.join(ATTENTION)} (see fit --attention) "
+    f"[{ATTENTION[0]}].",
+)
 @click.option("--encoder-weights", help="ImageNet weights for the backbones (a local .h5).")
 @click.option("--epochs", type=int, help="Epochs per trial [the config's].")
 @click.option("--steps-per-epoch", type=int, help="Batches per epoch per trial.")
 @click.option("--run-dir", type=EXISTING, required=True, help="Where the search is written.")
 def tune(
-    data, config_file, fmt, max_trials, budget, tuner, backbones, blocks, encoder_weights,
-    epochs, steps_per_epoch, run_dir,
+    data, config_file, fmt, max_trials, budget, tuner, backbones, blocks, attention,
+    encoder_weights, epochs, steps_per_epoch, run_dir,
 ) -> None:  # fmt: skip
     """Search learning rate, loss, batch, width, backbone, input size and augmentation.
 
@@ -52,7 +59,11 @@ def tune(
     override(base, "data", data=path_str(data), format=fmt, steps_per_epoch=steps_per_epoch)
     override(base, "model", encoder_weights=encoder_weights)
     override(base, "train", epochs=epochs)
-    space = SearchSpace(backbones=tuple(comma_list(backbones)), blocks=tuple(comma_list(blocks)))
+    space = SearchSpace(
+        backbones=tuple(comma_list(backbones)),
+        blocks=tuple(comma_list(blocks)),
+        attention=tuple(comma_list(attention)),
+    )
     budget_seconds = parse_duration(budget) if budget else None
     result = run_tune(base, run_dir, max_trials, budget_seconds, tuner, space, log=click.echo)
     best = result.best

@@ -2,13 +2,13 @@
 
 The first study tuned its recipe by hand (46% -> 67% Dice on HeLa). Here KerasTuner's
 Bayesian optimisation (or random search) proposes the learning rate, loss (with the
-focal gamma and the alpha of alpha * focal - log(Dice)), batch size, width, backbone
-and freezing, plain or residual levels (if asked), input size (resize or patches) and
-augmentation strength. Each trial is ``fit`` into ``RUN/trials/<id>/``, scored like
-``evaluate`` scores (validation Dice at full resolution, not the per-batch metric), and
-the Keras session is cleared between trials so memory stays bounded. ``RUN/search/`` is
-KerasTuner's own state, so rerunning the same command resumes the search; a trial cut
-short resumes its run directory.
+focal gamma and the alpha of alpha * focal - log(Dice)), batch size, width, backbone and
+freezing, plain or residual levels and attention gates (if asked), input size (resize or
+patches) and augmentation strength. Each trial is ``fit`` into ``RUN/trials/<id>/``,
+scored like ``evaluate`` scores (validation Dice at full resolution, not the per-batch
+metric), and the Keras session is cleared between trials so memory stays bounded.
+``RUN/search/`` is KerasTuner's own state, so rerunning the same command resumes the
+search; a trial cut short resumes its run directory.
 
 The result: ``trials.csv`` (one row per trial), ``tune.png`` (score per trial and best
 so far) and ``best.yaml``, the best trial's config, which ``fit --config`` accepts.
@@ -30,12 +30,13 @@ import keras
 from matplotlib.figure import Figure
 
 from unet_tf.atomic import atomic_path, atomic_write_text
-from unet_tf.config import BLOCKS, RunConfig
+from unet_tf.config import BLOCKS, SM_PREFIX, RunConfig
 from unet_tf.errors import UserError
 from unet_tf.rundir import CONFIG, is_ours, run_lock, write_marker
 from unet_tf.training.fit import fit
 
 SEARCH, TRIALS, TABLE, PLOT, BEST = "search", "trials", "trials.csv", "tune.png", "best.yaml"
+ATTENTION = ("off", "on")  # attention gates on the skips (fit --attention), searched if asked
 TUNERS = ("bayesian", "random")
 AUGMENTATIONS = {
     "light": ["hflip", "vflip"],
@@ -57,6 +58,7 @@ class SearchSpace:
     base_filters: tuple[int, ...] = (16, 32)
     backbones: tuple[str, ...] = ("none",)
     blocks: tuple[str, ...] = ("plain",)  # config.BLOCKS: a level with or without a shortcut
+    attention: tuple[str, ...] = ("off",)  # ATTENTION
     inputs: tuple[str, ...] = ("resize", "patch")
     sides: tuple[int, ...] = (128, 256)
     augmentations: tuple[str, ...] = tuple(AUGMENTATIONS)
@@ -71,6 +73,7 @@ class SearchSpace:
         hp.Choice("base_filters", list(self.base_filters))
         hp.Choice("backbone", list(self.backbones))
         hp.Choice("block", list(self.blocks))
+        hp.Choice("attention", list(self.attention))
         hp.Boolean("freeze")
         hp.Choice("input", list(self.inputs))
         hp.Choice("side", list(self.sides))
@@ -81,13 +84,18 @@ def trial_config(base: RunConfig, values: dict[str, Any]) -> RunConfig:
     """``base`` with one trial's hyper-parameters applied (a new config)."""
     patch = values["input"] == "patch"
     pretrained = values["backbone"] != "none"
+    # segmentation-models builds its own decoder: plain levels and no gates, as fit requires
+    own_decoder = not values["backbone"].startswith(SM_PREFIX)
+    # a search begun before blocks or gates were searched keeps the base's on resume
+    block = values.get("block", base.model.block) if own_decoder else "plain"
+    attention = values.get("attention", "on" if base.model.attention else "off") == "on"
     return replace(
         base,
         model=replace(
             base.model,
             backbone=values["backbone"],
-            # a search begun before blocks were searched keeps the base's on resume
-            block=values.get("block", base.model.block),
+            block=block,
+            attention=attention and own_decoder,
             base_filters=values["base_filters"],
             freeze=bool(values["freeze"]) and pretrained,
         ),
@@ -147,9 +155,13 @@ def tune(
     if max_trials < 1:
         raise UserError("--max-trials must be at least 1")
     space = space or SearchSpace()
-    unknown = sorted(set(space.blocks) - set(BLOCKS))
-    if unknown:
-        raise UserError(f"--blocks {','.join(unknown)}: choose from {', '.join(BLOCKS)}")
+    for option, values, known in (
+        ("--blocks", space.blocks, BLOCKS),
+        ("--attention", space.attention, ATTENTION),
+    ):
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise UserError(f"{option} {','.join(unknown)}: choose from {', '.join(known)}")
     if base.data.val is None and base.data.val_split == 0:
         raise UserError("tune scores validation images: leave --val-split above 0")
     run_dir = Path(run_dir)
