@@ -117,15 +117,14 @@ def soft_cldice(
     prediction (topology sensitivity), over the batch and the foreground classes."""
     if y_pred.shape[-1] > 1:
         y_true, y_pred = y_true[..., 1:], y_pred[..., 1:]
-    axes = [0, 1, 2]
-    skeleton_pred = soft_skeleton(y_pred, iterations)
-    skeleton_true = soft_skeleton(y_true, iterations)
-    precision = (tf.reduce_sum(weights * skeleton_pred * y_true, axis=axes) + DICE_SMOOTH) / (
-        tf.reduce_sum(weights * skeleton_pred, axis=axes) + DICE_SMOOTH
-    )
-    sensitivity = (tf.reduce_sum(weights * skeleton_true * y_pred, axis=axes) + DICE_SMOOTH) / (
-        tf.reduce_sum(weights * skeleton_true, axis=axes) + DICE_SMOOTH
-    )
+
+    def covered(mask: tf.Tensor, other: tf.Tensor) -> tf.Tensor:
+        """The share of ``mask``'s soft skeleton that lies inside ``other``, per class."""
+        skeleton = weights * soft_skeleton(mask, iterations)
+        inside = tf.reduce_sum(skeleton * other, axis=[0, 1, 2])
+        return (inside + DICE_SMOOTH) / (tf.reduce_sum(skeleton, axis=[0, 1, 2]) + DICE_SMOOTH)
+
+    precision, sensitivity = covered(y_pred, y_true), covered(y_true, y_pred)
     return tf.reduce_mean(2.0 * precision * sensitivity / (precision + sensitivity))
 
 
