@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 
 import pytest
 from conftest import write_folder_dataset
@@ -47,6 +48,10 @@ def test_trial_values_become_a_config_without_changing_the_base():
     trial = trial_config(base, sm)
     assert (trial.model.block, trial.model.attention) == ("plain", False)
     trial.validate()
+    # A base planned for the scratch U-Net has a depth, which an encoder would refuse.
+    planned = replace(base, model=replace(base.model, depth=3))
+    assert trial_config(planned, {**values, "backbone": "vgg16"}).model.depth is None
+    assert trial_config(planned, values).model.depth == 3
 
 
 @pytest.mark.parametrize(

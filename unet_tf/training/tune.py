@@ -88,12 +88,14 @@ def trial_config(base: RunConfig, values: dict[str, Any]) -> RunConfig:
     own_decoder = not values["backbone"].startswith(SM_PREFIX)
     # a search begun before blocks or gates were searched keeps the base's on resume
     block = values.get("block", base.model.block) if own_decoder else "plain"
-    attention = values.get("attention", "on" if base.model.attention else "off") == "on"
+    attention = values["attention"] == "on" if "attention" in values else base.model.attention
     return replace(
         base,
         model=replace(
             base.model,
             backbone=values["backbone"],
+            # an encoder has its own levels; a base planned for the scratch U-Net has a depth
+            depth=None if pretrained else base.model.depth,
             block=block,
             attention=attention and own_decoder,
             base_filters=values["base_filters"],
