@@ -25,6 +25,7 @@ LR_SCHEDULES = ("step", "cosine", "plateau", "none")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 SKIP_MERGES = ("resize", "crop", "pad")
 BLOCKS = ("plain", "residual")  # a U-Net level's two convolutions, with or without a shortcut
+ATTENTION = ("off", "on")  # attention gates on the skips (model.attention), as tune names them
 # --backbone sm:<name> builds segmentation-models' U-Net (unet_tf.models.sm); the config
 # checks it too, and sits below models, so the prefix lives here.
 SM_PREFIX = "sm:"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import click
 
 from unet_tf.cli.options import EXISTING, choice, comma_list, path_str
-from unet_tf.config import BLOCKS, RunConfig, override
+from unet_tf.config import ATTENTION, BLOCKS, RunConfig, override
 from unet_tf.data.formats.registry import FORMAT_CHOICES
-from unet_tf.training.tune import ATTENTION
 
 
 @click.command()

@@ -30,13 +30,12 @@ import keras
 from matplotlib.figure import Figure
 
 from unet_tf.atomic import atomic_path, atomic_write_text
-from unet_tf.config import BLOCKS, SM_PREFIX, RunConfig
+from unet_tf.config import ATTENTION, BLOCKS, SM_PREFIX, RunConfig
 from unet_tf.errors import UserError
 from unet_tf.rundir import CONFIG, is_ours, run_lock, write_marker
 from unet_tf.training.fit import fit
 
 SEARCH, TRIALS, TABLE, PLOT, BEST = "search", "trials", "trials.csv", "tune.png", "best.yaml"
-ATTENTION = ("off", "on")  # attention gates on the skips (fit --attention), searched if asked
 TUNERS = ("bayesian", "random")
 AUGMENTATIONS = {
     "light": ["hflip", "vflip"],
